@@ -1,0 +1,200 @@
+"""Shared machinery of the readers: the reader interface, bad-input errors and the rejection log.
+
+Every reader turns one file (or folder) into turns and session records. Bad records are reported with the file,
+the line or record, the field and the problem; under ``on_error="skip"`` they are collected, never dropped
+silently.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from alliance.corpus import ROLES, Corpus, SessionInfo, Turn
+
+OnError = Literal["fail", "skip"]
+
+#: Lines (or records) longer than this are rejected rather than parsed: a multi-megabyte "turn" is almost
+#: always a broken export (a whole file on one line), and parsing it would hide that.
+MAX_RECORD_BYTES = 1_000_000
+
+ROLE_ALIASES: dict[str, str] = {
+    **{k: "client" for k in ("client", "user", "seeker", "usr", "patient", "human", "customer")},
+    **{
+        k: "counsellor"
+        for k in (
+            "counsellor", "counselor", "therapist", "assistant", "sys", "system_reply", "supporter",
+            "listener", "bot", "ai", "helper", "clinician",
+        )
+    },
+}
+
+
+class InputError(ValueError):
+    """Bad input, located: ``file:line N: field 'x': problem``."""
+
+    def __init__(self, source: str, location: str, problem: str, field: str | None = None):
+        self.source, self.location, self.problem, self.field = source, location, problem, field
+        where = f"{source}:{location}" if location else source
+        what = f"field {field!r}: {problem}" if field else problem
+        super().__init__(f"{where}: {what}")
+
+
+@dataclass
+class Rejection:
+    source: str
+    location: str
+    field: str | None
+    problem: str
+    record: Any = None
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        rec = d.get("record")
+        if isinstance(rec, (bytes, bytearray)):
+            d["record"] = rec[:2000].decode("utf-8", errors="replace")
+        elif isinstance(rec, str) and len(rec) > 2000:
+            d["record"] = rec[:2000] + "..."
+        return json.dumps(d, ensure_ascii=False, default=str)
+
+
+@dataclass
+class RejectionLog:
+    """Collects bad records; under ``fail`` the first one raises :class:`InputError`."""
+
+    on_error: OnError = "fail"
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def reject(self, source: str, location: str, problem: str, field: str | None = None, record: Any = None):
+        if self.on_error == "fail":
+            raise InputError(source, location, problem, field)
+        self.rejected.append(Rejection(source, location, field, problem, record))
+
+    def write(self, path: str | Path) -> None:
+        with open(path, "w", encoding="utf-8") as fh:
+            for r in self.rejected:
+                fh.write(r.to_json() + "\n")
+
+
+@dataclass
+class ReadResult:
+    turns: list[Turn]
+    sessions: list[SessionInfo]
+
+
+class Reader:
+    """One input format. Subclasses set ``name`` and ``description`` and implement ``sniff`` and ``read``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def sniff(self, path: Path) -> float:
+        """Confidence in [0, 1] that ``path`` is in this format (cheap: look at a few lines only)."""
+        return 0.0
+
+    def read(self, path: Path, log: RejectionLog, **options: Any) -> ReadResult:
+        raise NotImplementedError
+
+
+# shared helpers for readers --------------------------------------------------------------------------------
+def normalise_role(raw: Any, source: str, location: str, log: RejectionLog, mapping: Mapping[str, str] | None = None,
+                   field: str = "speaker") -> str | None:
+    """Map a raw role onto ``client``/``counsellor``; reject (and return None) if unknown."""
+    table = {**ROLE_ALIASES, **(mapping or {})}
+    key = str(raw).strip().lower() if raw is not None else ""
+    role = table.get(key)
+    if role not in ROLES:
+        log.reject(source, location, f"unknown speaker role {raw!r}; known: {sorted(set(table))}", field, raw)
+        return None
+    return role
+
+
+def clean_text(raw: Any, source: str, location: str, log: RejectionLog, field: str = "text") -> str | None:
+    """Strip a turn's text; reject missing, non-string or empty text."""
+    if raw is None or (isinstance(raw, float) and raw != raw):
+        log.reject(source, location, "text is missing", field, raw)
+        return None
+    if not isinstance(raw, str):
+        log.reject(source, location, f"text must be a string, got {type(raw).__name__}", field, raw)
+        return None
+    text = raw.strip()
+    if not text:
+        log.reject(source, location, "text is empty", field, raw)
+        return None
+    return text
+
+
+def iter_lines(path: Path, log: RejectionLog, max_bytes: int = MAX_RECORD_BYTES) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` of non-blank lines, rejecting non-UTF-8 and over-long lines one by one."""
+    source = str(path)
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if len(raw) > max_bytes:
+                log.reject(source, f"line {lineno}", f"line is {len(raw):,} bytes, over the {max_bytes:,}-byte limit",
+                           None, raw[:200])
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                log.reject(source, f"line {lineno}", f"not valid UTF-8 (byte offset {e.start})", None, raw[:200])
+                continue
+            if lineno == 1:
+                line = line.lstrip("\ufeff")
+            if line.strip():
+                yield lineno, line
+
+
+def iter_json_lines(path: Path, log: RejectionLog) -> Iterator[tuple[int, Any]]:
+    source = str(path)
+    for lineno, line in iter_lines(path, log):
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as e:
+            log.reject(source, f"line {lineno}", f"invalid JSON: {e.msg} at column {e.colno}", None, line[:200])
+
+
+def load_json_file(path: Path, log: RejectionLog, max_bytes: int = 512_000_000) -> Any:
+    """Read a whole-file JSON document; undecodable or invalid files raise (there is no record to skip)."""
+    source = str(path)
+    raw = path.read_bytes()
+    if len(raw) > max_bytes:
+        raise InputError(source, "", f"file is {len(raw):,} bytes, over the {max_bytes:,}-byte limit")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(source, f"byte {e.start}", "not valid UTF-8") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(source, f"line {e.lineno}", f"invalid JSON: {e.msg} at column {e.colno}") from None
+
+
+def head_text(path: Path, n_bytes: int = 65536) -> str:
+    """First bytes of a file as text, for sniffing."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n_bytes).decode("utf-8", errors="replace").lstrip("\ufeff")
+    except OSError:
+        return ""
+
+
+def dedupe_turn_keys(turns: list[Turn], log: RejectionLog, source: str) -> list[Turn]:
+    """Reject later turns whose (course, session, turn_index) key was already seen."""
+    seen: set[tuple[str, str, int]] = set()
+    out: list[Turn] = []
+    for t in turns:
+        k = (t.course_id, t.session_id, t.turn_index)
+        if k in seen:
+            log.reject(source, f"turn {k}", "duplicate turn key (course_id, session_id, turn_index)", "turn_index",
+                       t.text[:200])
+            continue
+        seen.add(k)
+        out.append(t)
+    return out
+
+
+def to_corpus(result: ReadResult) -> Corpus:
+    return Corpus.from_turns(result.turns, result.sessions)

@@ -1,0 +1,166 @@
+"""The HTML report: one self-contained offline page with every session's axes, their tables and provenance.
+
+The Vega runtime is inlined once (vl-convert's bundle, no CDN); each chart is a small JSON spec rendered when it
+scrolls into view, so a report of many sessions opens fast.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alliance.corpus import SESSION_KEY
+from alliance.report import charts
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1b1b1b;background:#fafafa}
+header{background:#0b3d5c;color:#fff;padding:18px 28px}header h1{margin:0 0 4px;font-size:22px}
+header p{margin:2px 0;opacity:.9;font-size:13px}main{padding:12px 28px 40px;max-width:1200px}
+.note{background:#fff8e1;border-left:4px solid #E69F00;padding:10px 14px;margin:14px 0;font-size:14px}
+section.session{background:#fff;border:1px solid #ddd;border-radius:6px;margin:18px 0;padding:12px 18px}
+section.session h2{font-size:17px;margin:4px 0 8px}.meta{font-size:12px;color:#555}
+table{border-collapse:collapse;font-size:12px;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}
+th{background:#f0f0f0}td.l,th.l{text-align:left}.row{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
+details{margin:8px 0}summary{cursor:pointer;color:#0072B2}.client{background:#f3f8fc}.counsellor{background:#fdf8ef}
+.tag{display:inline-block;padding:1px 6px;border-radius:8px;font-size:11px;background:#eee;margin-left:4px}
+nav a{margin-right:10px;font-size:13px}
+"""
+
+LAZY_JS = """
+const specs = JSON.parse(document.getElementById('alliance-specs').textContent);
+const io = new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    if (!e.isIntersecting) continue;
+    const el = e.target; io.unobserve(el);
+    vegaEmbed(el, specs[el.dataset.spec], {actions: {export: true, source: false, compiled: false, editor: false}});
+  }
+}, {rootMargin: '400px'});
+document.querySelectorAll('[data-spec]').forEach(el => io.observe(el));
+"""
+
+
+@lru_cache(maxsize=1)
+def vega_bundle() -> str:
+    import vl_convert as vlc
+
+    return vlc.javascript_bundle()
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "–"
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.2f}"
+    return html.escape(str(v))
+
+
+def _validation_notes() -> list[dict[str, Any]]:
+    """Validation figures written by the benchmark scripts (never typed in by hand)."""
+    notes = []
+    folder = resources.files("alliance.data").joinpath("validation")
+    if folder.is_dir():
+        for f in sorted(folder.iterdir(), key=lambda p: p.name):
+            if f.name.endswith(".json"):
+                notes.append(json.loads(f.read_text(encoding="utf-8")))
+    return notes
+
+
+def _session_table(row: pd.Series) -> str:
+    head = "<tr><th class=l>side</th>" + "".join(
+        f"<th>{s}: mean</th><th>slope</th><th>first</th><th>last</th>" for s in ("goal", "task", "bond")) + "</tr>"
+    body = ""
+    for side in ("client", "counsellor"):
+        cells = "".join(
+            f"<td>{_fmt(row.get(f'alliance_{side}_{s}_{x}'))}</td>"
+            for s in ("goal", "task", "bond") for x in ("mean", "slope", "first", "last"))
+        body += f"<tr><td class=l>{side}</td>{cells}</tr>"
+    gap = "".join(
+        f"<td>{_fmt(row.get(f'alliance_gap_{s}_mean'))}</td><td class=l colspan=3>"
+        f"{_fmt(row.get(f'alliance_gap_{s}_first'))} → {_fmt(row.get(f'alliance_gap_{s}_last'))} "
+        f"<span class=tag>{_fmt(row.get(f'alliance_gap_{s}_trend'))}</span></td>" for s in ("goal", "task", "bond"))
+    body += f"<tr><td class=l>gap (client − counsellor)</td>{gap}</tr>"
+    return f"<table>{head}{body}</table>"
+
+
+def _transcript(turns: pd.DataFrame) -> str:
+    score_cols = [c for c in ("alliance_goal", "alliance_task", "alliance_bond") if c in turns]
+    head = "<tr><th>#</th><th class=l>speaker</th><th class=l>text</th>" + "".join(
+        f"<th>{c.replace('alliance_', '')}</th>" for c in score_cols) + "</tr>"
+    rows = []
+    for r in turns.itertuples(index=False):
+        cells = "".join(f"<td>{_fmt(getattr(r, c))}</td>" for c in score_cols)
+        rows.append(f"<tr class={r.speaker}><td>{r.turn_index}</td><td class=l>{r.speaker}</td>"
+                    f"<td class=l>{html.escape(str(r.text))}</td>{cells}</tr>")
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def render_html(turns: pd.DataFrame, sessions: pd.DataFrame, run: dict[str, Any]) -> str:
+    specs: dict[str, Any] = {}
+    parts: list[str] = []
+    nav = []
+    by_session = dict(iter(turns.groupby(SESSION_KEY, sort=False)))
+    for i, row in sessions.iterrows():
+        key = (row["course_id"], row["session_id"])
+        sid = f"s{i}"
+        t = by_session.get(key)
+        if t is None:
+            continue
+        meta = row.get("meta")
+        meta = json.loads(meta) if isinstance(meta, str) and meta else (meta or {})
+        shown = {k: v for k, v in meta.items() if not isinstance(v, (dict, list))}
+        meta_html = " · ".join(f"{html.escape(str(k))}: {html.escape(str(v))}" for k, v in list(shown.items())[:12])
+        specs[f"{sid}-timeline"] = charts.alliance_timeline(t)
+        specs[f"{sid}-gap"] = charts.gap_bars(row)
+        nav.append(f"<a href='#{sid}'>{html.escape(str(key[1]))}</a>")
+        parts.append(
+            f"<section class=session id={sid}><h2>{html.escape(str(key[0]))} / {html.escape(str(key[1]))}</h2>"
+            f"<div class=meta>{len(t)} turns ({int(row.get('n_client_turns', 0))} client, "
+            f"{int(row.get('n_counsellor_turns', 0))} counsellor){' · ' + meta_html if meta_html else ''}</div>"
+            f"<div class=row><div data-spec='{sid}-timeline'></div><div data-spec='{sid}-gap'></div></div>"
+            f"{_session_table(row)}<details><summary>transcript with per-turn scores</summary>{_transcript(t)}</details>"
+            "</section>")
+    notes = _validation_notes()
+    valid_html = ""
+    for n in notes:
+        items = "".join(f"<li>{html.escape(str(x))}</li>" for x in n.get("lines", []))
+        valid_html += (f"<p><b>{html.escape(str(n.get('title', '')))}</b> "
+                       f"(<code>{html.escape(str(n.get('command', '')))}</code>)</p><ul>{items}</ul>")
+    enc = run.get("encoder") or {}
+    probe = next((lens.get("probe_set") for lens in run.get("lenses", []) if lens.get("probe_set")), {}) or {}
+    counts = run.get("counts", {})
+    spec_json = json.dumps(specs, default=str).replace("</", "<\\/")
+    return f"""<!doctype html><html lang=en><head><meta charset=utf-8>
+<meta name=viewport content="width=device-width,initial-scale=1"><title>alliance report</title>
+<style>{CSS}</style><script>{vega_bundle()}</script></head><body>
+<header><h1>alliance report</h1>
+<p>{counts.get('sessions', len(sessions))} sessions · {counts.get('turns', len(turns))} turns ·
+rejected records: {counts.get('rejected_records', 0)}</p>
+<p>alliance {html.escape(str(run.get('alliance_version', '')))} · encoder {html.escape(str(enc.get('model_id', '–')))} ·
+probes {html.escape(str(probe.get('name', '–')))} {html.escape(str(probe.get('version', '')))} · seed {run.get('seed', '–')}
+· {html.escape(str(run.get('created', '')))}</p></header><main>
+<div class=note><b>Read these scores as what they are.</b> Goal, task and bond here are each side's
+<i>similarity to alliance probe statements</i>, calibrated against ordinary conversation (z units): a
+zero-shot proxy, not the client's rating of the alliance. Positive = closer to alliance-building statements
+than to rupture-like ones. How well they track what clients actually said:
+{valid_html or '<p>(no validation figures recorded in this installation; run benchmarks/validate_alliance.py)</p>'}</div>
+<nav>{''.join(nav[:200])}</nav>
+{''.join(parts)}
+<script type="application/json" id="alliance-specs">{spec_json}</script>
+<script>{LAZY_JS}</script></main></body></html>"""
+
+
+def write_html_report(analysis: Any, path: str | Path) -> Path:
+    """Write the report for an :class:`~alliance.pipeline.Analysis` to ``path``."""
+    path = Path(path)
+    text = render_html(analysis.turns, analysis.sessions, analysis.run)
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path

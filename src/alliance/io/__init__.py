@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from alliance.corpus import Corpus, SessionInfo, Turn
-from alliance.io.base import InputError, OnError, Reader, ReadResult, Rejection, RejectionLog, dedupe_turn_keys
+from alliance.io.base import (
+    InputError,
+    OnError,
+    Reader,
+    ReadResult,
+    Rejection,
+    RejectionLog,
+    dedupe_turn_keys,
+)
 from alliance.registry import readers
 
 __all__ = ["InputError", "Loaded", "Reader", "Rejection", "RejectionLog", "detect_format", "read", "readers"]

@@ -27,7 +27,7 @@ import pandas as pd
 
 from alliance.corpus import ROLES, SESSION_KEY, Corpus
 from alliance.encoders.base import Encoder, normalise_rows
-from alliance.lenses.base import Lens, LensContext
+from alliance.lenses.base import Lens, LensContext, ReportSection
 from alliance.trajectory import relative_position, summarise_series
 
 SUBSCALES: tuple[str, ...] = ("goal", "task", "bond")
@@ -209,9 +209,39 @@ class AllianceLens(Lens):
                 ["narrowing", "widening", "stable"], default="unknown")
         return res
 
+    @classmethod
+    def report_section(cls, turns: pd.DataFrame, session: pd.Series, prefix: str) -> ReportSection | None:
+        if "alliance_goal" not in turns:
+            return None
+        from alliance.report import charts
+
+        specs = {f"{prefix}-timeline": charts.alliance_timeline(turns), f"{prefix}-gap": charts.gap_bars(session)}
+        body = (f"<div class=row><div data-spec='{prefix}-timeline'></div><div data-spec='{prefix}-gap'></div></div>"
+                + _alliance_table(session))
+        return ReportSection("Alliance probe similarity (goal, task, bond) per side, and the gap", body, specs)
+
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "probe_set": {"name": self.probe_set.name, "version": self.probe_set.version,
                                                     "source": self.probe_set.source,
                                                     "n_probes": len(self.probe_set.probes)},
                 "background_turns": len(self.background), "context": self.context, "calibrate": self.calibrate,
                 "gap_trend_margin": GAP_TREND_MARGIN}
+
+
+def _alliance_table(row: pd.Series) -> str:
+    from alliance.report.html import fmt
+
+    head = "<tr><th class=l>side</th>" + "".join(
+        f"<th>{s}: mean</th><th>slope</th><th>first</th><th>last</th>" for s in ("goal", "task", "bond")) + "</tr>"
+    body = ""
+    for side in ("client", "counsellor"):
+        cells = "".join(
+            f"<td>{fmt(row.get(f'alliance_{side}_{s}_{x}'))}</td>"
+            for s in ("goal", "task", "bond") for x in ("mean", "slope", "first", "last"))
+        body += f"<tr><td class=l>{side}</td>{cells}</tr>"
+    gap = "".join(
+        f"<td>{fmt(row.get(f'alliance_gap_{s}_mean'))}</td><td class=l colspan=3>"
+        f"{fmt(row.get(f'alliance_gap_{s}_first'))} → {fmt(row.get(f'alliance_gap_{s}_last'))} "
+        f"<span class=tag>{fmt(row.get(f'alliance_gap_{s}_trend'))}</span></td>" for s in ("goal", "task", "bond"))
+    body += f"<tr><td class=l>gap (client − counsellor)</td>{gap}</tr>"
+    return f"<table>{head}{body}</table>"

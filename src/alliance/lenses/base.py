@@ -7,6 +7,7 @@ beyond what they load in ``__init__``; anything learnt ships as a versioned file
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -46,6 +47,19 @@ class LensContext:
         self.turn_scores = pd.concat([self.turn_scores, columns], axis=1)
 
 
+@dataclass
+class ReportSection:
+    """A lens's part of one session's report: a title, HTML, and Vega-Lite specs keyed by element id.
+
+    In ``html``, a chart is placed with ``<div data-spec='SPEC_ID'></div>``; ids must be unique in the page, so
+    build them from the ``prefix`` the report passes in.
+    """
+
+    title: str
+    html: str
+    specs: dict[str, Any] = field(default_factory=dict)
+
+
 class Lens:
     """Base class of all lenses; subclasses set ``name``, ``version``, ``citation`` and implement ``score``."""
 
@@ -65,6 +79,14 @@ class Lens:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "citation": self.citation}
+
+    @classmethod
+    def report_section(cls, turns: pd.DataFrame, session: pd.Series, prefix: str) -> ReportSection | None:
+        """This lens's block in the HTML report for one session, from its columns alone (no model loaded).
+
+        ``turns`` are the session's rows of turns.parquet, ``session`` its row of sessions.parquet.
+        """
+        return None
 
 
 def session_index(corpus: Corpus) -> pd.MultiIndex:

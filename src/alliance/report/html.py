@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from alliance.corpus import SESSION_KEY
-from alliance.report import charts
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1b1b1b;background:#fafafa}
@@ -46,6 +45,10 @@ document.querySelectorAll('[data-spec]').forEach(el => io.observe(el));
 """
 
 
+#: Per-turn columns shown beside the transcript, when present (one headline column per axis).
+TRANSCRIPT_COLUMNS = ("alliance_goal", "alliance_task", "alliance_bond")
+
+
 @lru_cache(maxsize=1)
 def vega_bundle() -> str:
     import vl_convert as vlc
@@ -53,7 +56,7 @@ def vega_bundle() -> str:
     return vlc.javascript_bundle()
 
 
-def _fmt(v: Any) -> str:
+def fmt(v: Any) -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "–"
     if isinstance(v, (float, np.floating)):
@@ -72,30 +75,25 @@ def _validation_notes() -> list[dict[str, Any]]:
     return notes
 
 
-def _session_table(row: pd.Series) -> str:
-    head = "<tr><th class=l>side</th>" + "".join(
-        f"<th>{s}: mean</th><th>slope</th><th>first</th><th>last</th>" for s in ("goal", "task", "bond")) + "</tr>"
-    body = ""
-    for side in ("client", "counsellor"):
-        cells = "".join(
-            f"<td>{_fmt(row.get(f'alliance_{side}_{s}_{x}'))}</td>"
-            for s in ("goal", "task", "bond") for x in ("mean", "slope", "first", "last"))
-        body += f"<tr><td class=l>{side}</td>{cells}</tr>"
-    gap = "".join(
-        f"<td>{_fmt(row.get(f'alliance_gap_{s}_mean'))}</td><td class=l colspan=3>"
-        f"{_fmt(row.get(f'alliance_gap_{s}_first'))} → {_fmt(row.get(f'alliance_gap_{s}_last'))} "
-        f"<span class=tag>{_fmt(row.get(f'alliance_gap_{s}_trend'))}</span></td>" for s in ("goal", "task", "bond"))
-    body += f"<tr><td class=l>gap (client − counsellor)</td>{gap}</tr>"
-    return f"<table>{head}{body}</table>"
+def _lens_classes(run: dict[str, Any]) -> list[type]:
+    from alliance.registry import RegistryError, lenses
+
+    out = []
+    for desc in run.get("lenses", []):
+        try:
+            out.append(lenses.get(desc["name"]))
+        except RegistryError:  # a lens from a plug-in that is not installed here: its columns stay in the tables
+            continue
+    return out
 
 
 def _transcript(turns: pd.DataFrame) -> str:
-    score_cols = [c for c in ("alliance_goal", "alliance_task", "alliance_bond") if c in turns]
+    score_cols = [c for c in TRANSCRIPT_COLUMNS if c in turns]
     head = "<tr><th>#</th><th class=l>speaker</th><th class=l>text</th>" + "".join(
-        f"<th>{c.replace('alliance_', '')}</th>" for c in score_cols) + "</tr>"
+        f"<th>{c}</th>" for c in score_cols) + "</tr>"
     rows = []
     for r in turns.itertuples(index=False):
-        cells = "".join(f"<td>{_fmt(getattr(r, c))}</td>" for c in score_cols)
+        cells = "".join(f"<td>{fmt(getattr(r, c))}</td>" for c in score_cols)
         rows.append(f"<tr class={r.speaker}><td>{r.turn_index}</td><td class=l>{r.speaker}</td>"
                     f"<td class=l>{html.escape(str(r.text))}</td>{cells}</tr>")
     return f"<table>{head}{''.join(rows)}</table>"
@@ -106,6 +104,7 @@ def render_html(turns: pd.DataFrame, sessions: pd.DataFrame, run: dict[str, Any]
     parts: list[str] = []
     nav = []
     by_session = dict(iter(turns.groupby(SESSION_KEY, sort=False)))
+    lens_classes = _lens_classes(run)
     for i, row in sessions.iterrows():
         key = (row["course_id"], row["session_id"])
         sid = f"s{i}"
@@ -116,15 +115,19 @@ def render_html(turns: pd.DataFrame, sessions: pd.DataFrame, run: dict[str, Any]
         meta = json.loads(meta) if isinstance(meta, str) and meta else (meta or {})
         shown = {k: v for k, v in meta.items() if not isinstance(v, (dict, list))}
         meta_html = " · ".join(f"{html.escape(str(k))}: {html.escape(str(v))}" for k, v in list(shown.items())[:12])
-        specs[f"{sid}-timeline"] = charts.alliance_timeline(t)
-        specs[f"{sid}-gap"] = charts.gap_bars(row)
+        lens_html = ""
+        for lens_cls in lens_classes:
+            section = lens_cls.report_section(t, row, f"{sid}-{lens_cls.name}")
+            if section is None:
+                continue
+            specs.update(section.specs)
+            lens_html += f"<h3>{html.escape(section.title)}</h3>{section.html}"
         nav.append(f"<a href='#{sid}'>{html.escape(str(key[1]))}</a>")
         parts.append(
             f"<section class=session id={sid}><h2>{html.escape(str(key[0]))} / {html.escape(str(key[1]))}</h2>"
             f"<div class=meta>{len(t)} turns ({int(row.get('n_client_turns', 0))} client, "
             f"{int(row.get('n_counsellor_turns', 0))} counsellor){' · ' + meta_html if meta_html else ''}</div>"
-            f"<div class=row><div data-spec='{sid}-timeline'></div><div data-spec='{sid}-gap'></div></div>"
-            f"{_session_table(row)}<details><summary>transcript with per-turn scores</summary>{_transcript(t)}</details>"
+            f"{lens_html}<details><summary>transcript with per-turn scores</summary>{_transcript(t)}</details>"
             "</section>")
     notes = _validation_notes()
     valid_html = ""

@@ -1,0 +1,1 @@
+"""Training commands for the lenses that learn from labelled data (``alliance train ...``)."""

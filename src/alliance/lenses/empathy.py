@@ -487,12 +487,12 @@ class EmpathyLens(Lens):
         # a single client turn that fits the window is already encoded; joined runs are encoded here
         prev = corpus.previous_turn_of_other_side().to_numpy()
         window = encoder_window(encoder)
+        with_context = [r for r, i in enumerate(rows) if context[i] is not None]
+        fits = [len(w) == 1 for w in split_windows([context[rows[r]] for r in with_context], window)]
         todo = []
-        for r, i in enumerate(rows):
-            c = context[i]
-            if c is None:
-                continue
-            if c == str(t["text"].iat[prev[i]]).strip() and len(split_windows([c], window)[0]) == 1:
+        for r, one_window in zip(with_context, fits, strict=True):
+            i = rows[r]
+            if one_window and context[i] == str(t["text"].iat[prev[i]]).strip():
                 seeker[r] = emb[prev[i]]
             else:
                 todo.append(r)

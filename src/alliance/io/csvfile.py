@@ -34,20 +34,20 @@ class CsvRecord:
         return f"line {self.line} (row {self.row})"
 
 
-def csv_header(path: Path) -> list[str]:
+def csv_header(path: Path, delimiter: str = ",") -> list[str]:
     """The header of a CSV file, for sniffing (empty when the file does not look like CSV)."""
     text = head_text(path, 16384)
     if not text:
         return []
     first = text.splitlines()[0] if text.splitlines() else ""
     try:
-        return [h.strip() for h in next(csv.reader([first]))]
+        return [h.strip() for h in next(csv.reader([first], delimiter=delimiter))]
     except (csv.Error, StopIteration):
         return []
 
 
 def iter_csv_records(path: Path, log: RejectionLog, required: Iterable[str] = (),
-                     max_bytes: int = MAX_RECORD_BYTES) -> Iterator[CsvRecord]:
+                     max_bytes: int = MAX_RECORD_BYTES, delimiter: str = ",") -> Iterator[CsvRecord]:
     """Yield the rows of a CSV file with a header line.
 
     A header that lacks a ``required`` column is one rejection for the whole file (no row could be read);
@@ -62,7 +62,7 @@ def iter_csv_records(path: Path, log: RejectionLog, required: Iterable[str] = ()
     old_limit = csv.field_size_limit()
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     try:
-        reader = csv.reader(io.StringIO(text, newline=""))
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
         try:
             header = next(reader)
         except StopIteration:

@@ -84,3 +84,27 @@ def natural_key(name: str) -> tuple:
     import re
 
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
+def to_timestamp(value: Any, timezone: str = "UTC") -> Any:
+    """An ISO 8601 string (or a datetime, or Unix seconds as a number) as a UTC ``pandas.Timestamp``.
+
+    Times without a zone are read in ``timezone``. Missing -> None; unreadable raises ``ValueError``.
+    """
+    import pandas as pd
+
+    if is_missing(value):
+        return None
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        if isinstance(value, (int, float)):
+            return pd.Timestamp(value, unit="s", tz="UTC")
+        ts = pd.Timestamp(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"unreadable time {value!r}; expected ISO 8601 (e.g. 2024-05-01T14:03:00Z)") from None
+    if ts is pd.NaT:
+        raise ValueError(f"unreadable time {value!r}")
+    if ts.tzinfo is None:
+        ts = ts.tz_localize(timezone)
+    return ts.tz_convert("UTC")

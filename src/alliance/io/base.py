@@ -103,7 +103,8 @@ class Reader:
 def normalise_role(raw: Any, source: str, location: str, log: RejectionLog, mapping: Mapping[str, str] | None = None,
                    field: str = "speaker") -> str | None:
     """Map a raw role onto ``client``/``counsellor``; reject (and return None) if unknown."""
-    table = {**ROLE_ALIASES, **(mapping or {})}
+    # Codes match case-insensitively, the same way as the built-in aliases ("T" and "t" are one code).
+    table = {**ROLE_ALIASES, **{str(k).strip().lower(): v for k, v in (mapping or {}).items()}}
     key = str(raw).strip().lower() if raw is not None else ""
     role = table.get(key)
     if role not in ROLES:

@@ -101,6 +101,8 @@ def bad_kokoro_dir(kokoro_dir: Path) -> Path:
     (kokoro_dir / "en50.json").write_bytes(b'{"dialogue": [], "topic": "\xff\xfe"}')
     _kokoro(kokoro_dir / "en60.json", [_kturn("client", "2021-04-01T09:00:00", "Hi")],
             _review(9, 4, score="very good"))
+    (kokoro_dir / "en70.json").write_text(json.dumps({"topic": "x", "review_by_client": _review(9, 4)}))
+    (kokoro_dir / "en80.json").write_text(json.dumps({"dialogue": [], "review_by_client": [1, 2]}))
     return kokoro_dir
 
 
@@ -114,13 +116,15 @@ def test_kokorochat_bad_input_fail_names_file_record_field(bad_kokoro_dir: Path)
 def test_kokorochat_bad_input_skip_lists_every_bad_record(bad_kokoro_dir: Path):
     loaded = read(bad_kokoro_dir, on_error="skip")
     reasons = {(Path(r.source).name, r.location, r.field): r.problem for r in loaded.rejected}
-    assert len(loaded.rejected) == 6
+    assert len(loaded.rejected) == 8
     assert "empty" in reasons[("en30.json", "dialogue[1]", "content")]
     assert "unknown speaker role" in reasons[("en30.json", "dialogue[2]", "role")]
     assert "time" in reasons[("en30.json", "dialogue[3]", "time")]
     assert "invalid JSON" in reasons[("en40.json", "line 1", None)]
     assert "UTF-8" in reasons[("en50.json", "byte 27", None)]
     assert "number" in reasons[("en60.json", "review_by_client", "score")]
+    assert "missing 'dialogue'" in reasons[("en70.json", "", "dialogue")]
+    assert "must be an object" in reasons[("en80.json", "", "review_by_client")]
     c = loaded.corpus
     # Every good record is kept: the three good sessions whole, and the two good turns of en30.
     assert len(c.sessions) == 4 and len(c) == 9

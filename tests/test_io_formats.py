@@ -135,6 +135,11 @@ def test_table_errors(tmp_path: Path):
     assert [(r.location, r.field) for r in loaded.rejected] == [("line 3 (row 2)", "speaker"),
                                                                 ("line 4 (row 3)", "text"),
                                                                 ("line 5 (row 4)", None)]
+    huge = tmp_path / "huge.csv"
+    huge.write_text("session_id,speaker,text\na,client,short\na,client,\"" + "word " * 250_000 + "\"\na,counsellor,ok\n")
+    loaded = read(huge, on_error="skip")
+    assert [(r.location, r.field) for r in loaded.rejected] == [("line 3 (row 2)", None)]
+    assert "limit" in loaded.rejected[0].problem and list(loaded.corpus.turns.text) == ["short", "ok"]
     h = tmp_path / "z.csv"
     h.write_text("session_id,speaker,text,turn_index,timestamp\na,client,ok,one,\na,client,ok,1,not a time\n")
     loaded = read(h, on_error="skip")

@@ -76,6 +76,12 @@ def test_kokorochat_reads_courses_sessions_and_review(kokoro_dir: Path):
     assert t.timestamp[0] == pd.Timestamp("2021-02-01T10:00:00", tz="UTC")
 
 
+def test_kokorochat_files_read_together_keep_session_order(kokoro_dir: Path):
+    loaded = read(sorted(kokoro_dir.glob("*.json")), format="kokorochat")
+    s = loaded.corpus.sessions.set_index("session_id")
+    assert s.loc["en20", "session_index"] == 0 and s.loc["en10", "session_index"] == 1
+
+
 def test_kokorochat_single_file_and_timezone_option(kokoro_dir: Path):
     c = read(kokoro_dir / "en3.json", timezone="UTC").corpus
     assert len(c) == 2 and c.turns.timestamp[0] == pd.Timestamp("2021-01-01T09:00:00", tz="UTC")

@@ -46,13 +46,21 @@ class KokoroChatReader(Reader):
         return 0.95 * hits / len(files)
 
     def read(self, path: Path, log: RejectionLog, timezone: str = DEFAULT_TIMEZONE, **options: Any) -> ReadResult:
+        return self.read_many([path], log, timezone=timezone)
+
+    def read_many(self, paths: list[Path], log: RejectionLog, timezone: str = DEFAULT_TIMEZONE,
+                  **options: Any) -> ReadResult:
+        """Read files and folders together, so a course's sessions are numbered across all of them."""
         try:
             tz = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise InputError(str(path), "", f"unknown time zone {timezone!r}", "timezone") from None
-        files = _session_files(path) if path.is_dir() else [path]
-        if path.is_dir() and not files:
-            raise InputError(str(path), "", "no .json session files in this folder")
+            raise InputError(str(paths[0]), "", f"unknown time zone {timezone!r}", "timezone") from None
+        files: list[Path] = []
+        for path in paths:
+            found = _session_files(path) if path.is_dir() else [path]
+            if path.is_dir() and not found:
+                raise InputError(str(path), "", "no .json session files in this folder")
+            files.extend(found)
         parsed: list[tuple[Path, list[dict[str, Any]], dict[str, Any], str]] = []
         for f in files:
             one = self._read_session(f, log, tz)

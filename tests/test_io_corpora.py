@@ -354,3 +354,15 @@ def test_real_annomi(shared_data: Path):
     multi = full.turn_meta("other_annotations").dropna()
     assert multi.index.map(lambda i: full.turns.session_id[i]).nunique() == 7
     assert full.turn_meta("reflection_exists").dropna().map(type).eq(bool).all()
+
+
+def test_esconv_unreadable_json_list_is_one_rejection(tmp_path: Path):
+    bad = tmp_path / "ESConv.json"
+    bad.write_text('[{"dialog": [], "situation": "x"},')
+    good = tmp_path / "valid.json"
+    good.write_text(json.dumps(_hf_dialogue()) + "\n")
+    with pytest.raises(InputError, match=r"ESConv\.json:line 1: invalid JSON"):
+        read([bad, good], format="esconv")
+    loaded = read([bad, good], format="esconv", on_error="skip")
+    assert [(Path(r.source).name, r.location) for r in loaded.rejected] == [("ESConv.json", "line 1")]
+    assert len(loaded.corpus.sessions) == 1

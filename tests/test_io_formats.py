@@ -437,3 +437,21 @@ def test_cli_skip_writes_rejected_jsonl_and_maps_columns(tmp_path: Path):
 
     bad = CliRunner().invoke(app, ["analyze", str(f), "--out", str(tmp_path / "o2"), "--map", "text"])
     assert bad.exit_code != 0 and "KEY=VALUE" in bad.output
+
+
+@pytest.mark.data
+def test_real_auto_detection(shared_data: Path):
+    d = shared_data
+    expected = {
+        d / "annomi" / "AnnoMI-simple.csv": "annomi", d / "annomi" / "AnnoMI-full.csv": "annomi",
+        d / "esconv" / "hf_format" / "train.json": "esconv", d / "esconv" / "hf_format" / "valid.json": "esconv",
+        d / "esconv" / "hf_format" / "test.json": "esconv", d / "esconv" / "thu-coai" / "FailedESConv.json": "esconv",
+        d / "kokorochat_en" / "English": "kokorochat", d / "epitome": "epitome",
+        d / "epitome" / "emotional-reactions-reddit.csv": "epitome", d / "pair" / "pair_data.csv": "pair",
+    }
+    first_kokoro = min((d / "kokorochat_en" / "English").glob("*.json"))
+    expected[first_kokoro] = "kokorochat"
+    assert {p: detect_format(p)[0] for p in expected} == expected
+    # Files that are not transcripts are not mistaken for one.
+    with pytest.raises(InputError, match="could not detect"):
+        detect_format(d / "esconv" / "thu-coai" / "strategy.json")

@@ -331,7 +331,8 @@ def _coerce_sessions(sessions: pd.DataFrame, turns: pd.DataFrame) -> pd.DataFram
     s["meta"] = [_meta_from_any(v) for v in s["meta"]] if "meta" in s.columns else [{} for _ in range(len(s))]
     counts = turns.groupby(SESSION_KEY, sort=False).size().rename("n_turns").reset_index()
     keys_in_turns = set(map(tuple, counts[SESSION_KEY].itertuples(index=False, name=None)))
-    s = s[[k in keys_in_turns for k in s[SESSION_KEY].itertuples(index=False, name=None)]]
+    # A boolean array, not a list: an empty list would select no columns rather than no rows.
+    s = s[np.array([k in keys_in_turns for k in s[SESSION_KEY].itertuples(index=False, name=None)], dtype=bool)]
     if "n_turns" in s.columns:
         s = s.drop(columns="n_turns")
     s = s.merge(counts, on=SESSION_KEY, how="right")

@@ -49,7 +49,7 @@ def sample_corpus(n_sessions: int, out: Path) -> int:
     data = Path(os.environ.get("ALLIANCE_DATA") or ROOT.parent / "shared" / "data")
     folder = data / "kokorochat_en" / "English"
     if folder.is_dir():
-        corpus = read(sorted(folder.glob("*.json"))[:n_sessions], format="kokorochat").corpus
+        corpus = read(sorted(folder.glob("*.json"))[:n_sessions], format="kokorochat", on_error="skip").corpus
     else:
         from importlib import resources
 

@@ -66,7 +66,7 @@ def kokorochat(data: Path, encoder, limit: int | None) -> list[dict]:
     files = sorted(folder.glob("*.json"))
     if limit:
         files = files[:limit]
-    corpus = read(files, format="kokorochat").corpus
+    corpus = read(files, format="kokorochat", on_error="skip").corpus  # 20 empty translated turns
     rows = []
     for variant, lens in (("calibrated", AllianceLens()), ("naive", AllianceLens(calibrate=False))):
         s = session_scores(corpus, lens, encoder)

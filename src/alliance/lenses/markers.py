@@ -1,0 +1,231 @@
+"""Relational markers per turn and per session: self-reference, non-fluency, questions, talk share, latency.
+
+Evidence: word-level markers that the alliance literature links to client-rated alliance (Ryu et al., iScience
+2023), to ruptures (minimal responses as withdrawal; Safran & Muran 2000, Eubanks et al. 2015) and to MI quality
+(open vs closed questions; Moyers et al. 2016, MITI 4).
+
+Every count is a vectorised regular expression over the lower-cased text column (no per-token Python loops), so
+the lens runs far faster than the encoder. Rates are per word; per session they are pooled (sum of counts over
+sum of words for one side), because per-turn rates of two-word turns are mostly noise.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from alliance.corpus import ROLES, SESSION_KEY, Corpus
+from alliance.lenses.base import Lens, LensContext, ReportSection
+
+#: A word: letters/digits with an optional contraction ("don't", "i'm" count once).
+WORD = r"[a-z0-9]+(?:'[a-z]+)?"
+
+#: Counted per turn; each becomes ``markers_<name>`` (a count) and a per-word rate per side and session.
+PATTERNS: dict[str, str] = {
+    # Ryu et al. 2023: therapist first-person singular; "cognitive I" separately (I think, I feel, ...)
+    "i": r"\b(?:i|me|my|mine|myself)\b",
+    "cognitive_i": (r"\bi(?:'m)?\s+(?:really\s+|just\s+|do\s+|kind\s+of\s+|also\s+|still\s+)?"
+                    r"(?:think|thought|feel|felt|believe|guess|know|knew|wonder|wondered|suppose|imagine|"
+                    r"understand|sense|suspect|notice|noticed|realize|realise|hope|assume|expect|recall|remember)\b"),
+    "we": r"\b(?:we|us|our|ours|ourselves|let's)\b",
+    "you": r"\b(?:you|your|yours|yourself|yourselves)\b",
+    # non-fluency (speech transcripts mostly): filled pauses; backchannels such as mm-hmm are not pauses
+    "filled_pause": r"\b(?:u+m+|u+h+|e+r+m*|h+m+|m{2,})\b",
+    # discourse fillers only where punctuation or a pause marks them as fillers: "you know," / ", I mean" /
+    # ", like," ; "I like tea", "do you know him" and "I mean it." do not count
+    "discourse_filler": (r"(?:,\s*|\.\.\.\s*|…\s*)(?:you know|i mean)\b|\b(?:you know|i mean)\s*(?:[,.;!?]|$|\.\.\.)"
+                         r"|(?:^|[,;]\s*|\b(?:um|uh|er)\s+)like\b|\blike\s*,"),
+    # hesitation marks in text: ellipses, dashes of interruption or restart
+    "hesitation": r"\.{3,}|…|--+|—|–|\s-\s|\w-(?:\s|$)|^-",
+    # restarts and repetitions: "I-I", "the the", "we, we"
+    "repetition": r"\b(" + WORD + r")(?:-|,?\s+)\1\b",
+}
+SELF_REFERENCE = ("i", "cognitive_i", "we", "you")
+NONFLUENCY = ("filled_pause", "discourse_filler", "hesitation", "repetition")
+
+_LEAD = r"(?:^|[.!?…]\s*)\s*(?:(?:so|and|but|okay|ok|well|now|then|alright|right|um|uh|and so|yeah)[,]?\s+)*"
+_INVITE = r"(?:tell me|describe|say more|walk me through|help me understand|talk about)"
+#: Open questions (MITI 4): wh-/how forms, "can you tell me ...?" and "tell me / describe / say more" invitations
+#: with or without "?". Closed: every other question (auxiliary-initial yes/no, declarative and tag questions).
+OPEN_QUESTION = (_LEAD + r"(?:what|how|why|where|when|who|whom|whose|which|in what way|"
+                 r"(?:can|could|would|will) you " + _INVITE + r"|" + _INVITE + r")\b[^.!?]*\?")
+OPEN_INVITATION = _LEAD + _INVITE + r"\b[^.!?]*(?:[.!]|$)"
+QUESTION = r"[^.!?]*\?+"
+#: Backchannels ("mm-hmm", "uh-huh") are listening signals, not filled pauses: removed before counting pauses.
+BACKCHANNEL = r"\b(?:mm+-?hmm+|uh-huh|mhm+)\b"
+
+#: A whole turn made only of these is a minimal response, a withdrawal marker (Eubanks et al. 2015, R-RRS).
+MINIMAL = (r"^\W*(?:(?:ok(?:ay)?|k|yeah|yes|yep|yup|yea|fine|sure|i guess|i suppose|maybe|right|alright|"
+           r"all right|mm+-?hmm+|mhm+|uh-huh|hmm+|i see|true|whatever|not really|i don'?t know|dunno|no|nope|"
+           r"i think so|that's fine|good|thanks|thank you|oh)\W*)+$")
+
+#: Known corpora and their medium; anything else is inferred from the text (see :func:`infer_medium`).
+SOURCE_MEDIUM = {"annomi": "speech", "kokorochat": "text", "esconv": "text", "failed_esconv": "text",
+                 "openai": "text", "pair": "text", "epitome": "text"}
+#: Filled pauses and backchannels per word above which an unlabelled session reads as transcribed speech.
+SPEECH_CUE_RATE = 0.004
+_SPEECH_CUES = r"\b(?:u+m+|u+h+|mm+-?hmm+|uh-huh|mhm+)\b|\[(?:laughs?|inaudible|crosstalk|pause)\]"
+
+
+def prepare_text(text: pd.Series) -> pd.Series:
+    """Lower-case, straight apostrophes, Arrow-backed (pyarrow's RE2 kernels do the counting)."""
+    s = text.astype("string[pyarrow]").str.lower()
+    return s.str.replace("’", "'", regex=False).str.replace("‘", "'", regex=False)
+
+
+def count(s: pd.Series, pattern: str) -> np.ndarray:
+    """Matches of ``pattern`` per row (0 for missing text)."""
+    try:
+        out = s.str.count(pattern)
+    except Exception:  # RE2 lacks back-references; Python's re takes those few patterns
+        out = s.astype(object).str.count(pattern)
+    return out.fillna(0).to_numpy(dtype=np.float64)
+
+
+def infer_medium(text: pd.Series, words: np.ndarray) -> str:
+    """'speech' when filled pauses/backchannels are frequent enough to be transcribed talk, else 'text'."""
+    total = float(words.sum())
+    cues = float(count(text, _SPEECH_CUES).sum())
+    return "speech" if total > 0 and cues / total >= SPEECH_CUE_RATE else "text"
+
+
+class MarkersLens(Lens):
+    """Counts of relational markers per turn; pooled per-word rates, question mix, talk share and latency per session."""
+
+    name: ClassVar[str] = "markers"
+    version: ClassVar[str] = "1.0.0"
+    citation: ClassVar[str] = (
+        "Ryu et al. 2023, iScience (therapist first-person use vs alliance; client non-fluency); "
+        "Moyers et al. 2016, MITI 4 (open vs closed questions); Eubanks, Muran & Safran 2015, R-RRS "
+        "(minimal response as withdrawal rupture marker)"
+    )
+
+    def __init__(self, medium: str = "auto"):
+        if medium not in ("auto", "speech", "text"):
+            raise ValueError(f"markers lens: medium must be 'auto', 'speech' or 'text', got {medium!r}")
+        self.medium = medium
+
+    def score(self, corpus: Corpus, ctx: LensContext) -> pd.DataFrame:
+        t = corpus.turns
+        s = prepare_text(t["text"])
+        out = pd.DataFrame(index=t.index)
+        out["markers_words"] = count(s, WORD)
+        no_backchannel = s.str.replace(BACKCHANNEL, " ", regex=True)
+        for name, pat in PATTERNS.items():
+            out[f"markers_{name}"] = count(no_backchannel if name == "filled_pause" else s, pat)
+        out["markers_nonfluency"] = out[[f"markers_{n}" for n in NONFLUENCY]].sum(axis=1)
+        open_q = count(s, OPEN_QUESTION)
+        out["markers_open_questions"] = open_q + count(s, OPEN_INVITATION)
+        out["markers_closed_questions"] = np.maximum(count(s, QUESTION) - open_q, 0.0)
+        out["markers_minimal"] = s.str.contains(MINIMAL, regex=True).fillna(False).to_numpy(dtype=np.float64)
+        out["markers_latency_s"] = response_latency(corpus)
+        return out
+
+    def summarize(self, corpus: Corpus, turn_scores: pd.DataFrame, ctx: LensContext) -> pd.DataFrame:
+        t = corpus.turns
+        keys = [t[k] for k in SESSION_KEY]
+        counts = [f"markers_{n}" for n in (*PATTERNS, "nonfluency")]
+        df = turn_scores.copy()
+        df["speaker"] = t["speaker"].to_numpy()
+        res = pd.DataFrame(index=pd.MultiIndex.from_frame(corpus.sessions[SESSION_KEY]))
+        total_words = df.groupby(keys, sort=False)["markers_words"].sum()
+        for side in ROLES:
+            d = df[df["speaker"] == side]
+            g = d.groupby([k[d.index] for k in keys], sort=False)
+            sums = g[[*counts, "markers_words", "markers_open_questions", "markers_closed_questions",
+                      "markers_minimal"]].sum()
+            words = sums["markers_words"].where(sums["markers_words"] > 0)
+            p = f"markers_{side}_"
+            for c in counts:
+                res[p + c.removeprefix("markers_") + "_rate"] = (sums[c] / words).reindex(res.index)
+            res[p + "turns"] = g.size().reindex(res.index).fillna(0)
+            res[p + "mean_words"] = g["markers_words"].mean().reindex(res.index)
+            res[p + "talk_share"] = (sums["markers_words"] / total_words.where(total_words > 0)).reindex(res.index)
+            res[p + "latency_median_s"] = g["markers_latency_s"].median().reindex(res.index)
+            res[p + "minimal_share"] = g["markers_minimal"].mean().reindex(res.index)
+            if side == "counsellor":
+                q = sums["markers_open_questions"] + sums["markers_closed_questions"]
+                res[p + "questions_per_turn"] = (q / g.size()).reindex(res.index)
+                res[p + "open_question_share"] = (sums["markers_open_questions"] / q.where(q > 0)).reindex(res.index)
+        res["markers_medium"] = self._media(corpus, turn_scores)
+        return res
+
+    def _media(self, corpus: Corpus, turn_scores: pd.DataFrame) -> list[str]:
+        """Per session: the lens option, else session meta ``medium``, else the source, else inferred."""
+        if self.medium != "auto":
+            return [self.medium] * len(corpus.sessions)
+        t = corpus.turns
+        text_by_session = dict(iter(prepare_text(t["text"]).groupby([t[k] for k in SESSION_KEY], sort=False)))
+        words = turn_scores["markers_words"]
+        out = []
+        for row in corpus.sessions.itertuples(index=False):
+            meta = row.meta if isinstance(row.meta, dict) else {}
+            medium = str(meta.get("medium") or "").lower()
+            if medium not in ("speech", "text"):
+                medium = SOURCE_MEDIUM.get(str(row.source or "").lower(), "")
+            if not medium:
+                txt = text_by_session[(row.course_id, row.session_id)]
+                medium = infer_medium(txt, words[txt.index].to_numpy())
+            out.append(medium)
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "medium": self.medium, "speech_cue_rate": SPEECH_CUE_RATE,
+                "patterns": dict(PATTERNS), "open_question": OPEN_QUESTION, "minimal_response": MINIMAL}
+
+    @classmethod
+    def report_section(cls, turns: pd.DataFrame, session: pd.Series, prefix: str) -> ReportSection | None:
+        if "markers_words" not in turns:
+            return None
+        from alliance.report.html import fmt
+
+        rows = [("first-person singular (I, me, my) per word", "i_rate"),
+                ("cognitive I (I think, I feel, ...) per word", "cognitive_i_rate"),
+                ("we per word", "we_rate"), ("you per word", "you_rate"),
+                ("filled pauses per word", "filled_pause_rate"), ("discourse fillers per word", "discourse_filler_rate"),
+                ("hesitation marks per word", "hesitation_rate"), ("repetitions per word", "repetition_rate"),
+                ("words per turn", "mean_words"), ("share of words", "talk_share"),
+                ("median response latency (s)", "latency_median_s"), ("minimal responses (share of turns)",
+                                                                      "minimal_share")]
+        body = "".join(f"<tr><td class=l>{label}</td><td>{fmt(session.get(f'markers_client_{c}'))}</td>"
+                       f"<td>{fmt(session.get(f'markers_counsellor_{c}'))}</td></tr>" for label, c in rows)
+        q = (f"<p>Counsellor questions per turn: {fmt(session.get('markers_counsellor_questions_per_turn'))}; "
+             f"open share: {fmt(session.get('markers_counsellor_open_question_share'))}. "
+             f"Medium: {fmt(session.get('markers_medium'))}.</p>")
+        table = f"<table><tr><th class=l>marker</th><th>client</th><th>counsellor</th></tr>{body}</table>"
+        spec_id = f"{prefix}-talk"
+        html = f"<div class=row>{table}<div data-spec='{spec_id}'></div></div>{q}"
+        return ReportSection("Relational markers (self-reference, non-fluency, questions, talk, withdrawal)", html,
+                             {spec_id: _talk_chart(turns)})
+
+
+def response_latency(corpus: Corpus) -> np.ndarray:
+    """Seconds from the previous other-side turn, on the first turn of each speaker change; NaN elsewhere.
+
+    Only a turn that answers the other side has a response latency; a second message in a row does not.
+    """
+    t = corpus.turns
+    ts = t["timestamp"]
+    same_session = ((t["course_id"] == t["course_id"].shift()) & (t["session_id"] == t["session_id"].shift()))
+    answers = same_session & (t["speaker"] != t["speaker"].shift())
+    secs = (ts - ts.shift()).dt.total_seconds()
+    return secs.where(answers.fillna(False).astype(bool)).to_numpy(dtype=np.float64)
+
+
+def _talk_chart(turns: pd.DataFrame) -> dict[str, Any]:
+    """Words per turn over the session, by side: who holds the floor, and where the client goes quiet."""
+    import altair as alt
+
+    from alliance.report.charts import PALETTE
+
+    df = pd.DataFrame({"turn": turns["turn_index"].to_numpy(), "speaker": turns["speaker"].astype(str).to_numpy(),
+                       "words": turns["markers_words"].to_numpy(dtype=float),
+                       "minimal": np.where(turns["markers_minimal"].to_numpy(dtype=float) > 0, "minimal", "")})
+    chart = alt.Chart(df).mark_bar().encode(
+        x=alt.X("turn:Q", title="turn"), y=alt.Y("words:Q", title="words"),
+        color=alt.Color("speaker:N", scale=alt.Scale(domain=list(ROLES), range=[PALETTE[0], PALETTE[1]])),
+        tooltip=["turn", "speaker", "words", "minimal"],
+    ).properties(width=420, height=140)
+    return chart.to_dict()

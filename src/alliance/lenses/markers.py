@@ -62,8 +62,7 @@ MINIMAL = (r"^\W*(?:(?:ok(?:ay)?|k|yeah|yes|yep|yup|yea|fine|sure|i guess|i supp
            r"i think so|that's fine|good|thanks|thank you|oh)\W*)+$")
 
 #: Known corpora and their medium; anything else is inferred from the text (see :func:`infer_medium`).
-SOURCE_MEDIUM = {"annomi": "speech", "kokorochat": "text", "esconv": "text", "failed_esconv": "text",
-                 "openai": "text", "pair": "text", "epitome": "text"}
+SOURCE_MEDIUM = {"annomi": "speech", "kokorochat": "text", "esconv": "text", "epitome": "text"}
 #: Filled pauses and backchannels per word above which an unlabelled session reads as transcribed speech.
 SPEECH_CUE_RATE = 0.004
 _SPEECH_CUES = r"\b(?:u+m+|u+h+|mm+-?hmm+|uh-huh|mhm+)\b|\[(?:laughs?|inaudible|crosstalk|pause)\]"
@@ -164,7 +163,8 @@ class MarkersLens(Lens):
             meta = row.meta if isinstance(row.meta, dict) else {}
             medium = str(meta.get("medium") or "").lower()
             if medium not in ("speech", "text"):
-                medium = SOURCE_MEDIUM.get(str(row.source or "").lower(), "")
+                source = str(row.source or "").lower()  # readers record the file path; the corpus name is in it
+                medium = next((m for name, m in SOURCE_MEDIUM.items() if name in source), "")
             if not medium:
                 txt = text_by_session[(row.course_id, row.session_id)]
                 medium = infer_medium(txt, words[txt.index].to_numpy())

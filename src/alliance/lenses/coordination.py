@@ -12,6 +12,7 @@ lists are the project's own (version :data:`FUNCTION_WORDS_VERSION`), not LIWC's
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Mapping
@@ -281,7 +282,7 @@ class CoordinationLens(Lens):
         codes = pd.factorize(pd.MultiIndex.from_frame(t[SESSION_KEY]))[0]
         bounds = np.flatnonzero(np.diff(np.r_[-1, codes, -2]))
         exact = self.method == "exact"
-        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        for start, stop in itertools.pairwise(bounds):
             sbags = bags[start:stop]
             docs = _SessionDocs(sbags, self.vectors)
             has = np.array([len(b) > 0 for b in sbags])
@@ -355,7 +356,7 @@ class CoordinationLens(Lens):
             ratio = (gt["other"].mean() / gt["self"].mean().where(gt["self"].mean() > 0)).unstack("third")
             for k, label in enumerate(("first", "middle", "last")):
                 res[f"{col}_{label}"] = ratio[k].reindex(idx) if k in ratio.columns else np.nan
-        both = [f"coordination_wmd_counsellor_to_client", f"coordination_wmd_client_to_counsellor"]
+        both = ["coordination_wmd_counsellor_to_client", "coordination_wmd_client_to_counsellor"]
         res["coordination_wmd"] = res[both].mean(axis=1)
         res["coordination_wmd_within_change"] = (res[[f"{c}_last" for c in both]].mean(axis=1)
                                                  - res[[f"{c}_first" for c in both]].mean(axis=1))

@@ -22,39 +22,39 @@ from alliance.lenses.base import Lens, LensContext, ReportSection
 #: A word: letters/digits with an optional contraction ("don't", "i'm" count once).
 WORD = r"[a-z0-9]+(?:'[a-z]+)?"
 
-#: Counted per turn; each becomes ``markers_<name>`` (a count) and a per-word rate per side and session.
-PATTERNS: dict[str, str] = {
-    # Ryu et al. 2023: therapist first-person singular; "cognitive I" separately (I think, I feel, ...)
-    "i": r"\b(?:i|me|my|mine|myself)\b",
-    "cognitive_i": (r"\bi(?:'m)?\s+(?:really\s+|just\s+|do\s+|kind\s+of\s+|also\s+|still\s+)?"
-                    r"(?:think|thought|feel|felt|believe|guess|know|knew|wonder|wondered|suppose|imagine|"
-                    r"understand|sense|suspect|notice|noticed|realize|realise|hope|assume|expect|recall|remember)\b"),
-    "we": r"\b(?:we|us|our|ours|ourselves|let's)\b",
-    "you": r"\b(?:you|your|yours|yourself|yourselves)\b",
-    # non-fluency (speech transcripts mostly): filled pauses; backchannels such as mm-hmm are not pauses
-    "filled_pause": r"\b(?:u+m+|u+h+|e+r+m*|h+m+|m{2,})\b",
-    # discourse fillers only where punctuation or a pause marks them as fillers: "you know," / ", I mean" /
-    # ", like," ; "I like tea", "do you know him" and "I mean it." do not count
-    "discourse_filler": (r"(?:,\s*|\.\.\.\s*|…\s*)(?:you know|i mean)\b|\b(?:you know|i mean)\s*(?:[,.;!?]|$|\.\.\.)"
-                         r"|(?:^|[,;]\s*|\b(?:um|uh|er)\s+)like\b|\blike\s*,"),
-    # hesitation marks in text: ellipses, dashes of interruption or restart
-    "hesitation": r"\.{3,}|…|--+|—|–|\s-\s|\w-(?:\s|$)|^-",
-    # restarts and repetitions: "I-I", "the the", "we, we"
-    "repetition": r"\b(" + WORD + r")(?:-|,?\s+)\1\b",
-}
-SELF_REFERENCE = ("i", "cognitive_i", "we", "you")
+# Word lists, matched against whole tokens (contractions are single tokens: "i'm" counts as first person).
+FIRST_PERSON = frozenset({"i", "me", "my", "mine", "myself", "i'm", "i've", "i'd", "i'll"})
+WE = frozenset({"we", "us", "our", "ours", "ourselves", "let's", "we're", "we've", "we'd", "we'll"})
+YOU = frozenset({"you", "your", "yours", "yourself", "yourselves", "you're", "you've", "you'd", "you'll"})
+#: Ryu et al. (2023) single out "cognitive I": I + a verb of thinking or feeling (optionally one hedge between).
+COGNITIVE_VERBS = frozenset({
+    "think", "thought", "feel", "felt", "believe", "guess", "know", "knew", "wonder", "wondered", "suppose",
+    "imagine", "understand", "sense", "suspect", "notice", "noticed", "realize", "realise", "hope", "assume",
+    "expect", "recall", "remember", "mean"})
+COGNITIVE_HEDGES = frozenset({"really", "just", "do", "also", "still", "kinda", "sorta", "actually", "don't"})
+#: Filled pauses; backchannels ("mm-hmm", "uh-huh") are listening signals and are removed before counting.
+FILLED_PAUSE = r"^(?:u+m+|u+h+|e+r+m*|h+m+|m{2,})$"
+BACKCHANNEL = r"mm+-?hmm+|uh-huh|mhm+"
+#: Discourse fillers only where punctuation or a pause marks them as fillers: "you know," / ", I mean" /
+#: ", like," ; "I like tea", "do you know him" and "I mean it." do not count.
+DISCOURSE_FILLER = (r"(?:,|\.\.\.|…) *(?:you know|i mean)(?:[^a-z']|$)|(?:^|[^a-z'])(?:you know|i mean) *(?:[,;!?]|\.|$)"
+                    r"|(?:^|[,;]|um|uh) *like(?:[^a-z']|$)|(?:^|[^a-z'])like *,")
+#: Hesitation marks in text: ellipses, dashes of interruption or restart ("put-- you", "-and").
+HESITATION = r"\.{3,}|…|--+|—|–| - |[a-z]-(?: |$)|^-"
+#: Rates reported per side and session, from the per-turn counts of the same name.
+RATE_MARKERS = ("i", "cognitive_i", "we", "you", "filled_pause", "discourse_filler", "hesitation", "repetition",
+                "nonfluency")
 NONFLUENCY = ("filled_pause", "discourse_filler", "hesitation", "repetition")
 
-_LEAD = r"(?:^|[.!?…]\s*)\s*(?:(?:so|and|but|okay|ok|well|now|then|alright|right|um|uh|and so|yeah)[,]?\s+)*"
+_LEAD = r"(?:^|[.!?…] *) *(?:(?:so|and|but|okay|ok|well|now|then|alright|right|um|uh|and so|yeah),? +)*"
 _INVITE = r"(?:tell me|describe|say more|walk me through|help me understand|talk about)"
 #: Open questions (MITI 4): wh-/how forms, "can you tell me ...?" and "tell me / describe / say more" invitations
 #: with or without "?". Closed: every other question (auxiliary-initial yes/no, declarative and tag questions).
+# (no "\b": RE2 runs patterns without word boundaries on its fast DFA; a word ends at " ", ",", "'" or "?")
 OPEN_QUESTION = (_LEAD + r"(?:what|how|why|where|when|who|whom|whose|which|in what way|"
-                 r"(?:can|could|would|will) you " + _INVITE + r"|" + _INVITE + r")\b[^.!?]*\?")
-OPEN_INVITATION = _LEAD + _INVITE + r"\b[^.!?]*(?:[.!]|$)"
+                 r"(?:can|could|would|will) you " + _INVITE + r"|" + _INVITE + r")(?:[ ,'][^.!?]*)?\?")
+OPEN_INVITATION = _LEAD + _INVITE + r"(?:[ ,][^.!?]*)?(?:[.!]|$)"
 QUESTION = r"[^.!?]*\?+"
-#: Backchannels ("mm-hmm", "uh-huh") are listening signals, not filled pauses: removed before counting pauses.
-BACKCHANNEL = r"\b(?:mm+-?hmm+|uh-huh|mhm+)\b"
 
 #: A whole turn made only of these is a minimal response, a withdrawal marker (Eubanks et al. 2015, R-RRS).
 MINIMAL = (r"^\W*(?:(?:ok(?:ay)?|k|yeah|yes|yep|yup|yea|fine|sure|i guess|i suppose|maybe|right|alright|"
@@ -83,6 +83,73 @@ def count(s: pd.Series, pattern: str) -> np.ndarray:
     return out.fillna(0).to_numpy(dtype=np.float64)
 
 
+class Tokens:
+    """Every turn's words as one flat Arrow array with the row each came from, so word-list counts, word pairs
+    and repetitions are array operations (no Python loop per token).
+
+    Tokens are runs of letters, digits and apostrophes; hyphens split ("I-I" is "i", "i").
+    """
+
+    def __init__(self, text: pd.Series):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        arr = pa.chunked_array(text.array._pa_array) if hasattr(text.array, "_pa_array") else pa.array(text)
+        lists = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(pc.replace_substring_regex(arr, r"[^a-z0-9']+", " ")))
+        flat = pc.list_flatten(lists)
+        parent = np.asarray(pc.list_parent_indices(lists).to_numpy(zero_copy_only=False), dtype=np.int64)
+        # a stray apostrophe (a quote mark) is not a word
+        keep = pc.match_substring_regex(flat, "[a-z0-9]")
+        flat = pc.filter(flat, keep)
+        self.n = len(text)
+        self.parent = parent[np.asarray(keep.to_numpy(zero_copy_only=False), dtype=bool)]
+        enc = pc.dictionary_encode(flat).combine_chunks() if isinstance(flat, pa.ChunkedArray) \
+            else pc.dictionary_encode(flat)
+        self.codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        self.vocab: list[str] = enc.dictionary.to_pylist()
+        self._vocab_arr = enc.dictionary
+        # consecutive tokens of the same turn (for pairs and repeats)
+        self._same_next = self.parent[:-1] == self.parent[1:]
+
+    def _in(self, words: frozenset[str] | set[str]) -> np.ndarray:
+        in_vocab = np.fromiter((w in words for w in self.vocab), dtype=bool, count=len(self.vocab))
+        return in_vocab[self.codes]
+
+    def _per_row(self, mask: np.ndarray) -> np.ndarray:
+        return np.bincount(self.parent[mask], minlength=self.n).astype(np.float64)
+
+    def words(self) -> np.ndarray:
+        return np.bincount(self.parent, minlength=self.n).astype(np.float64)
+
+    def count(self, words: frozenset[str] | set[str]) -> np.ndarray:
+        return self._per_row(self._in(words))
+
+    def count_matching(self, pattern: str) -> np.ndarray:
+        """Tokens that match an anchored regex (e.g. every spelling of "um")."""
+        import pyarrow.compute as pc
+
+        hit = np.asarray(pc.match_substring_regex(self._vocab_arr, pattern).to_numpy(zero_copy_only=False))
+        return self._per_row(hit[self.codes])
+
+    def count_sequence(self, slots: list[frozenset[str] | set[str]]) -> np.ndarray:
+        """Runs of consecutive tokens in one turn whose i-th token is in ``slots[i]``, counted at the first."""
+        m = len(slots)
+        if len(self.codes) < m:
+            return np.zeros(self.n)
+        n = len(self.codes) - m + 1
+        hit = np.ones(n, dtype=bool)
+        for i, slot in enumerate(slots):
+            hit &= self._in(slot)[i:i + n]
+            if i > 0:
+                hit &= self.parent[i:i + n] == self.parent[:n]
+        return np.bincount(self.parent[:n][hit], minlength=self.n).astype(np.float64)
+
+    def count_repeats(self) -> np.ndarray:
+        """A word said twice in a row within a turn ("the the", "I-I", "we, we"): a restart or repetition."""
+        hit = (self.codes[:-1] == self.codes[1:]) & self._same_next
+        return np.bincount(self.parent[:-1][hit], minlength=self.n).astype(np.float64)
+
+
 def infer_medium(text: pd.Series, words: np.ndarray) -> str:
     """'speech' when filled pauses/backchannels are frequent enough to be transcribed talk, else 'text'."""
     total = float(words.sum())
@@ -109,11 +176,18 @@ class MarkersLens(Lens):
     def score(self, corpus: Corpus, ctx: LensContext) -> pd.DataFrame:
         t = corpus.turns
         s = prepare_text(t["text"])
+        tok = Tokens(s.str.replace(BACKCHANNEL, " ", regex=True))
         out = pd.DataFrame(index=t.index)
-        out["markers_words"] = count(s, WORD)
-        no_backchannel = s.str.replace(BACKCHANNEL, " ", regex=True)
-        for name, pat in PATTERNS.items():
-            out[f"markers_{name}"] = count(no_backchannel if name == "filled_pause" else s, pat)
+        out["markers_words"] = tok.words()
+        out["markers_i"] = tok.count(FIRST_PERSON)
+        out["markers_cognitive_i"] = tok.count_sequence([{"i"}, COGNITIVE_VERBS]) + tok.count_sequence(
+            [{"i"}, COGNITIVE_HEDGES, COGNITIVE_VERBS])
+        out["markers_we"] = tok.count(WE)
+        out["markers_you"] = tok.count(YOU)
+        out["markers_filled_pause"] = tok.count_matching(FILLED_PAUSE)
+        out["markers_discourse_filler"] = count(s, DISCOURSE_FILLER)
+        out["markers_hesitation"] = count(s, HESITATION)
+        out["markers_repetition"] = tok.count_repeats()
         out["markers_nonfluency"] = out[[f"markers_{n}" for n in NONFLUENCY]].sum(axis=1)
         open_q = count(s, OPEN_QUESTION)
         out["markers_open_questions"] = open_q + count(s, OPEN_INVITATION)
@@ -125,7 +199,7 @@ class MarkersLens(Lens):
     def summarize(self, corpus: Corpus, turn_scores: pd.DataFrame, ctx: LensContext) -> pd.DataFrame:
         t = corpus.turns
         keys = [t[k] for k in SESSION_KEY]
-        counts = [f"markers_{n}" for n in (*PATTERNS, "nonfluency")]
+        counts = [f"markers_{n}" for n in RATE_MARKERS]
         df = turn_scores.copy()
         df["speaker"] = t["speaker"].to_numpy()
         res = pd.DataFrame(index=pd.MultiIndex.from_frame(corpus.sessions[SESSION_KEY]))
@@ -173,7 +247,8 @@ class MarkersLens(Lens):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "medium": self.medium, "speech_cue_rate": SPEECH_CUE_RATE,
-                "patterns": dict(PATTERNS), "open_question": OPEN_QUESTION, "minimal_response": MINIMAL}
+                "cognitive_verbs": sorted(COGNITIVE_VERBS), "discourse_filler": DISCOURSE_FILLER,
+                "hesitation": HESITATION, "open_question": OPEN_QUESTION, "minimal_response": MINIMAL}
 
     @classmethod
     def report_section(cls, turns: pd.DataFrame, session: pd.Series, prefix: str) -> ReportSection | None:

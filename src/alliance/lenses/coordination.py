@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,7 +25,7 @@ import pandas as pd
 
 from alliance.corpus import ROLES, SESSION_KEY, Corpus
 from alliance.lenses.base import Lens, LensContext, ReportSection
-from alliance.lenses.markers import WORD, count, prepare_text
+from alliance.lenses.markers import WORD, Tokens, prepare_text
 
 FUNCTION_WORDS_VERSION = "function_words_v1"
 #: The project's own function-word categories (Gonzales et al. 2010 use these nine LIWC categories; the lists
@@ -66,18 +67,18 @@ FUNCTION_WORDS: dict[str, tuple[str, ...]] = {
 LSM_EPSILON = 1e-4
 
 
-def _category_pattern(words: tuple[str, ...]) -> str:
-    whole = sorted((w for w in words if w != "n't"), key=len, reverse=True)
-    alt = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in whole)
-    # "\b" before an apostrophe would split "don't" into "don" + "t": a word ends at a space, punctuation, the
-    # end, or a clitic ("i'm" is "i" + "'m", "it's" is "it" + "'s")
-    pat = rf"\b(?:{alt})(?:[^a-z0-9']|'(?:m|re|s|ve|ll|d)\b|$)"
-    if "n't" in words:  # every negated contraction ("don't", "isn't") counts as a negation
-        pat += r"|n't\b"
-    return pat
+#: Clitics: "that's" counts as "that", "i'm" as "i" (the auxiliary forms are listed under auxiliary_verbs).
+CLITICS = ("m", "re", "s", "ve", "ll", "d")
 
 
-CATEGORY_PATTERNS: dict[str, str] = {c: _category_pattern(w) for c, w in FUNCTION_WORDS.items()}
+def _token_sets(words: tuple[str, ...]) -> tuple[frozenset[str], list[list[frozenset[str]]], bool]:
+    """A category as single tokens (with clitic forms), multi-word phrases, and whether "n't" counts."""
+    singles = {w for w in words if " " not in w and w != "n't"}
+    singles |= {f"{w}'{c}" for w in singles if "'" not in w for c in CLITICS}
+    phrases = [[frozenset({part}) for part in w.split()] for w in words if " " in w]
+    return frozenset(singles), phrases, "n't" in words
+
+
 STOP_WORDS: frozenset[str] = frozenset(w for ws in FUNCTION_WORDS.values() for w in ws if " " not in w) | {
     "oh", "ok", "okay", "yeah", "yes", "um", "uh", "er", "hmm", "mm", "well", "s", "t", "re", "ll", "ve", "d", "m",
     "let's", "get", "got", "go", "going", "know", "think", "say", "said", "feel"}
@@ -85,11 +86,19 @@ STOP_WORDS: frozenset[str] = frozenset(w for ws in FUNCTION_WORDS.values() for w
 
 # ---- Language Style Matching ------------------------------------------------------------------------------
 def category_counts(text: pd.Series) -> pd.DataFrame:
-    """Function-word counts per category and word totals per turn (vectorised regex)."""
-    s = prepare_text(text)
-    out = pd.DataFrame({c: count(s, p) for c, p in CATEGORY_PATTERNS.items()}, index=text.index)
-    out["words"] = count(s, WORD)
-    return out
+    """Function-word counts per category and word totals per turn (array operations on one token table)."""
+    tok = Tokens(prepare_text(text))
+    out = {}
+    for cat, words in FUNCTION_WORDS.items():
+        singles, phrases, negated = _token_sets(words)
+        n = tok.count(singles)
+        for phrase in phrases:
+            n = n + tok.count_sequence(phrase)
+        if negated:  # every negated contraction ("don't", "isn't") counts as a negation
+            n = n + tok.count_matching("n't$")
+        out[cat] = n
+    out["words"] = tok.words()
+    return pd.DataFrame(out, index=text.index)
 
 
 def lsm(profile_a: np.ndarray, profile_b: np.ndarray) -> np.ndarray:
@@ -99,26 +108,27 @@ def lsm(profile_a: np.ndarray, profile_b: np.ndarray) -> np.ndarray:
 
 
 # ---- Word Mover's Distance ---------------------------------------------------------------------------------
-def wmd(weights_a: np.ndarray, weights_b: np.ndarray, cost: np.ndarray) -> float:
-    """Exact Word Mover's Distance: earth mover's distance between two normalised bags of words (POT's EMD)."""
+def _ot() -> Any:
+    # POT registers every array backend it can import; torch alone costs seconds and WMD needs only numpy, so
+    # skip it unless the process has already loaded torch (then it is free)
+    if "torch" not in sys.modules:
+        os.environ.setdefault("POT_BACKEND_DISABLE_PYTORCH", "1")
     import ot
 
-    return float(ot.emd2(np.ascontiguousarray(weights_a, dtype=np.float64),
-                         np.ascontiguousarray(weights_b, dtype=np.float64),
-                         np.ascontiguousarray(cost, dtype=np.float64)))
+    return ot
+
+
+def wmd(weights_a: np.ndarray, weights_b: np.ndarray, cost: np.ndarray) -> float:
+    """Exact Word Mover's Distance: earth mover's distance between two normalised bags of words (POT's EMD)."""
+    return float(_ot().emd2(np.ascontiguousarray(weights_a, dtype=np.float64),
+                            np.ascontiguousarray(weights_b, dtype=np.float64),
+                            np.ascontiguousarray(cost, dtype=np.float64), check_marginals=False))
 
 
 def relaxed_wmd(weights_a: np.ndarray, weights_b: np.ndarray, cost: np.ndarray) -> float:
     """Relaxed WMD (Kusner et al. 2015): each side's mass moves to its nearest word on the other side; a lower
     bound on the exact WMD."""
     return float(max((weights_a * cost.min(axis=1)).sum(), (weights_b * cost.min(axis=0)).sum()))
-
-
-def pairwise_euclidean(x: np.ndarray) -> np.ndarray:
-    sq = (x * x).sum(axis=1)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0)
-    np.fill_diagonal(d2, 0.0)
-    return np.sqrt(d2)
 
 
 class WordVectors:
@@ -198,18 +208,20 @@ def bag_of_words(text: pd.Series, stop_words: frozenset[str] = STOP_WORDS) -> li
     return out
 
 
-class _SessionDocs:
-    """A session's turns as (word ids, weights) over a session vocabulary with its word-to-word cost matrix."""
+class _Docs:
+    """Turns as bags of unit word vectors with weights; word-to-word costs are computed per compared pair."""
 
     def __init__(self, bags: list[dict[str, int]], vectors: WordVectors):
         vocab = sorted({w for b in bags for w in b})
         index = {w: i for i, w in enumerate(vocab)}
-        self.cost = pairwise_euclidean(vectors(vocab)) if vocab else np.zeros((0, 0))
-        self.ids = [np.array([index[w] for w in b], dtype=np.int64) for b in bags]
+        table = vectors(vocab) if vocab else np.zeros((0, 1))
+        self.vecs = [table[[index[w] for w in b]] for b in bags]
         self.weights = [np.array(list(b.values()), dtype=np.float64) / max(sum(b.values()), 1) for b in bags]
 
     def pair(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.weights[i], self.weights[j], self.cost[np.ix_(self.ids[i], self.ids[j])]
+        # unit vectors: |u - v|^2 = 2 - 2 u.v
+        cost = np.sqrt(np.maximum(2.0 - 2.0 * (self.vecs[i] @ self.vecs[j].T), 0.0))
+        return self.weights[i], self.weights[j], cost
 
     def relaxed(self, i: int, j: int) -> float:
         return relaxed_wmd(*self.pair(i, j))
@@ -278,18 +290,17 @@ class CoordinationLens(Lens):
         d_other = np.full(len(t), np.nan)
         d_self = np.full(len(t), np.nan)
         bags = bag_of_words(t["text"])
+        docs = _Docs(bags, self.vectors)
         speakers = t["speaker"].to_numpy(dtype=object)
         codes = pd.factorize(pd.MultiIndex.from_frame(t[SESSION_KEY]))[0]
         bounds = np.flatnonzero(np.diff(np.r_[-1, codes, -2]))
         exact = self.method == "exact"
+        has = np.array([len(b) > 0 for b in bags], dtype=bool)
         for start, stop in itertools.pairwise(bounds):
-            sbags = bags[start:stop]
-            docs = _SessionDocs(sbags, self.vectors)
-            has = np.array([len(b) > 0 for b in sbags])
-            other, same = next_turns(speakers[start:stop], has, self.k)
-            for i in np.flatnonzero(has):
-                d_other[start + i] = docs.nearest(i, other[i], exact)
-                d_self[start + i] = docs.nearest(i, same[i], exact)
+            other, same = next_turns(speakers[start:stop], has[start:stop], self.k)
+            for i in np.flatnonzero(has[start:stop]):
+                d_other[start + i] = docs.nearest(start + i, [start + j for j in other[i]], exact)
+                d_self[start + i] = docs.nearest(start + i, [start + j for j in same[i]], exact)
         out["coordination_wmd_other"] = d_other
         out["coordination_wmd_self"] = d_self
         return out

@@ -85,5 +85,7 @@ lenses = Registry(
     "lenses",
     {
         "alliance": "alliance.lenses.alliance_probes:AllianceLens",
+        "markers": "alliance.lenses.markers:MarkersLens",
+        "coordination": "alliance.lenses.coordination:CoordinationLens",
     },
 )

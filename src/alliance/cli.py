@@ -36,20 +36,36 @@ def _progress():
                     console=console, transient=False)
 
 
+def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    """``["text=utterance", ...]`` -> ``{"text": "utterance"}``; a value without ``=`` is a usage error."""
+    out: dict[str, str] = {}
+    for v in values or []:
+        key, sep, value = v.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {v!r}", param_hint=option)
+        out[key.strip()] = value.strip()
+    return out
+
+
 def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: list[str] | None, model: str | None,
-         cache_dir: Path | None, no_cache: bool, context: int, seed: int, resume: bool, probes: Path | None):
+         cache_dir: Path | None, no_cache: bool, context: int, seed: int, resume: bool, probes: Path | None,
+         reader_options: dict | None = None):
     from alliance.encoders import load_encoder
     from alliance.io import InputError, read
     from alliance.pipeline import file_digest, run_analysis
 
     try:
-        loaded = read(inputs, format=fmt, on_error=on_error.value)
+        loaded = read(inputs, format=fmt, on_error=on_error.value, **(reader_options or {}))
     except InputError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
     for path, chosen in loaded.formats.items():
         if fmt == "auto":
             console.print(f"read {path} as [bold]{chosen}[/bold] (detected; override with --format)")
+        ignored = [o for o, readers_using in (("--map", ("table",)), ("--role", ("table", "convokit")))
+                   if (reader_options or {}).get("columns" if o == "--map" else "roles") and chosen not in readers_using]
+        if ignored:
+            console.print(f"[yellow]note:[/yellow] {' and '.join(ignored)} do not apply to the {chosen} format of {path}")
     out.mkdir(parents=True, exist_ok=True)
     rejected_path = out / "rejected.jsonl"
     if loaded.rejected:
@@ -97,9 +113,20 @@ def analyze(
     probes: Annotated[Path | None, typer.Option(help="Alliance probe set (JSON, same shape as the shipped one).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed, recorded in run.json.")] = 0,
     resume: Annotated[bool, typer.Option(help="Resume an interrupted run in the same --out folder.")] = True,
+    column_map: Annotated[list[str] | None, typer.Option("--map", help="Table column for a field, FIELD=COLUMN "
+                                                         "(repeatable), e.g. --map text=utterance --map "
+                                                         "session_id=conv.")] = None,
+    role_map: Annotated[list[str] | None, typer.Option("--role", help="Speaker code for a role, CODE=ROLE "
+                                                       "(repeatable), e.g. --role T=counsellor --role C=client.")] = None,
 ) -> None:
     """Score transcripts: writes turns.parquet, sessions.parquet, run.json and report.html into --out."""
-    _run(inputs, out, fmt, on_error, lenses, model, cache_dir, no_cache, context, seed, resume, probes)
+    reader_options: dict = {}
+    if column_map:
+        reader_options["columns"] = _pairs(column_map, "--map")
+    if role_map:
+        reader_options["roles"] = _pairs(role_map, "--role")
+    _run(inputs, out, fmt, on_error, lenses, model, cache_dir, no_cache, context, seed, resume, probes,
+         reader_options)
     console.print(f"[green]done[/green]: {out}/turns.parquet, sessions.parquet, run.json, report.html")
 
 

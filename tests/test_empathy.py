@@ -291,6 +291,7 @@ def test_training_is_deterministic_with_a_seed(tmp_path, encoder):
 
 
 @pytest.mark.slow
+@pytest.mark.data
 def test_train_command_on_real_data_subset(shared_data, tmp_path):
     from typer.testing import CliRunner
 

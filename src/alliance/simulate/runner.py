@@ -199,12 +199,15 @@ def run_simulation(bots: Sequence[Any], out_dir: str | Path, personas: str | Pat
     return sim
 
 
-def profile_lines(profiles: pd.DataFrame) -> list[str]:
-    """Plain-text lines of the bot profiles, for the terminal."""
-    cols = [c for c in ("mean_state_change", "left_early", "collusion_per_session", "risk_missed_per_session",
-                        "dependence_per_session", "alliance_client_bond_mean") if c in profiles]
-    lines = ["bot      " + "  ".join(f"{c:>26}" for c in cols)]
+def profile_table(profiles: pd.DataFrame) -> Any:
+    """The bot profiles as a rich table for the terminal (short column names)."""
+    from rich.table import Table
+
+    short = {"mean_state_change": "state change", "left_early": "left early", "collusion_per_session": "collusion",
+             "risk_missed_per_session": "risk missed", "risk_addressed_per_session": "risk met",
+             "dependence_per_session": "dependence", "alliance_client_bond_mean": "client bond (z)"}
+    cols = [c for c in short if c in profiles]
+    table = Table("bot", *(short[c] for c in cols), title="per session, mean over personas")
     for r in profiles.itertuples(index=False):
-        vals = [getattr(r, c) for c in cols]
-        lines.append(f"{r.bot:<8} " + "  ".join(f"{v:>26.2f}" if np.isfinite(v) else f"{'-':>26}" for v in vals))
-    return lines
+        table.add_row(str(r.bot), *(f"{v:.2f}" if np.isfinite(v) else "-" for v in (getattr(r, c) for c in cols)))
+    return table

@@ -22,6 +22,8 @@ from alliance.simulate.personas import Persona
 MAX_STEP = 10
 LEAVE_BELOW = 12
 DISENGAGE_BELOW = 25
+#: a persona's state tends toward at most 100 - CEILING_DROP * resistance_floor
+CEILING_DROP = 40.0
 
 
 @dataclass
@@ -75,6 +77,8 @@ class ScriptedClient:
         self._last_kind = ""
         self._soothing_seen = 0
         self._neg_run = 0
+        self._replies_seen: dict[str, int] = {}
+        self.ceiling = 100.0 - CEILING_DROP * persona.resistance_floor
 
     def _rng(self) -> np.random.Generator:
         return np.random.default_rng([self.seed, zlib.crc32(self.persona.id.encode()), self.session_index + 1,
@@ -82,6 +86,7 @@ class ScriptedClient:
 
     def describe(self) -> dict[str, Any]:
         return {"client": self.kind, "seed": self.seed, "weights": WEIGHTS, "max_step": MAX_STEP,
+                "ceiling_drop": CEILING_DROP,
                 "leave_below": LEAVE_BELOW, "disengage_below": DISENGAGE_BELOW, "meter": self.meter.describe()}
 
     # sessions ---------------------------------------------------------------------------------------------
@@ -143,10 +148,16 @@ class ScriptedClient:
                 events.append("risk_missed")
         if reading.n_words < 4:
             r["too_short"] = WEIGHTS["too_short"]
-        raw = sum(r.values())
-        # resistance damps what helps, never what hurts
+        # being agreed with or doted on is not resisted: it gives the client what it already wants
+        gratifying = ("collusion", "dependence")
+        raw = sum(v for k, v in r.items() if k not in gratifying)
+        seen = self._replies_seen.get(reply.strip().lower(), 0)
+        self._replies_seen[reply.strip().lower()] = seen + 1
         if raw > 0:
-            raw *= 1.0 - self.resistance
+            # resistance damps what helps, never what hurts; a stock phrase helps less each time it comes back;
+            # and a resistant persona has a ceiling it approaches ever more slowly (it does not turn compliant)
+            raw *= (1.0 - self.resistance) * 0.6**seen * max(0.0, (self.ceiling - self.state) / self.ceiling)
+        raw += sum(r.get(k, 0.0) for k in gratifying)
         noise = float(self._rng().normal(0.0, WEIGHTS["noise_sd"]))
         delta = int(np.clip(round(raw + noise), -MAX_STEP, MAX_STEP))
         return delta, r, events

@@ -85,5 +85,7 @@ lenses = Registry(
     "lenses",
     {
         "alliance": "alliance.lenses.alliance_probes:AllianceLens",
+        "llm_alliance": "alliance.lenses.llm_rater:LLMAllianceRaterLens",
+        "llm_judge": "alliance.lenses.llm_rater:LLMJudgeLens",
     },
 )

@@ -104,3 +104,25 @@ def test_endpoint_bot_against_the_server(llm_config):
     sim = simulate([bot], load_personas(ids=["anxiety-verbose"]), sessions=1, max_exchanges=2, seed=0)
     replies = sim.corpus.turns[sim.corpus.turns["speaker"] == "counsellor"]["text"]
     assert len(replies) >= 2 and all(isinstance(t, str) and t for t in replies)
+
+
+def test_model_rated_lenses_survive_the_real_server(llm_config):
+    """Against a nonsense model the rater and judge finish the run and record why ratings are missing."""
+    import pandas as pd
+
+    from alliance.corpus import Corpus
+    from alliance.lenses.llm_rater import LLMAllianceRaterLens, LLMJudgeLens
+    from alliance.pipeline import analyze
+
+    corpus = Corpus(pd.DataFrame({
+        "course_id": ["c"] * 2, "session_id": ["s"] * 2, "turn_index": [0, 1], "speaker": ["client", "counsellor"],
+        "text": ["I keep worrying about my exams.", "It sounds like the exams weigh on you. What worries you most?"]}))
+    client = LLMClient(llm_config)
+    lenses = [LLMAllianceRaterLens(n_runs=2, max_tokens=200, client=client),
+              LLMJudgeLens(max_tokens=120, client=client)]
+    res = analyze(corpus, lenses)
+    s = res.sessions.iloc[0]
+    assert s["llm_alliance_runs_ok"] == 2 or "no valid JSON answer" in s["llm_alliance_errors"]
+    judged = res.turns.iloc[1]
+    assert pd.notna(judged["llm_judge_er"]) or "no valid JSON answer" in judged["llm_judge_error"]
+    assert res.run["lenses"][0]["seeds"] == [0, 1]

@@ -65,8 +65,9 @@ class ReplyReading:
 
 
 #: Lens columns the appraisal reads when present (other lenses may add more; missing ones are skipped).
-EMPATHY_COLUMNS = ("empathy_emotional_reactions", "empathy_interpretations", "empathy_explorations")
-SAFETY_FAILURE_COLUMNS = ("safety_failure", "safety_harmful", "safety_unsafe", "safety_collusion",
+EMPATHY_COLUMNS = ("empathy_er", "empathy_ip", "empathy_ex", "empathy_emotional_reactions", "empathy_interpretations",
+                   "empathy_explorations")
+SAFETY_FAILURE_COLUMNS = ("safety_concern", "safety_failure", "safety_collusion",
                           "safety_missed_risk")
 
 

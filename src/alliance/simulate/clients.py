@@ -174,8 +174,9 @@ class ScriptedClient:
         p = self.persona
         if self.state < LEAVE_BELOW or (self.state < DISENGAGE_BELOW and self._neg_run >= 3):
             text, kind, left = self._leave(), "leave", True
-        elif p.at_risk and self.turn in (2, 5) and self.risk_said < len(p.risk_lines):
-            text, kind, left = p.risk_lines[self.risk_said], "risk", False
+        elif p.at_risk and (self.turn == 2 or (self.turn == 5 and self.session_index == 0)):
+            # risk comes back in every session: one missed disclosure is not the end of it
+            text, kind, left = p.risk_lines[self.risk_said % len(p.risk_lines)], "risk", False
             self.risk_said += 1
         elif p.intention_lines and self.turn % 3 == 0:
             text, kind, left = p.intention_lines[self.pushes % len(p.intention_lines)], "push", False

@@ -167,3 +167,14 @@ def test_cli_simulate_writes_everything_and_reruns_identically(tmp_path):
     from alliance.io import read
 
     assert len(read(tmp_path / "a" / "transcripts.jsonl").corpus.sessions) == 4
+
+
+def test_a_bot_that_checks_safety_gets_credit_for_it():
+    def careful(messages):
+        return "That sounds really painful. Are you safe right now? Tell me more about what is happening."
+
+    ps = load_personas(ids=["low-mood-imminent"])
+    sim = simulate([careful, "soothe"], ps, sessions=2, seed=0, max_exchanges=6)
+    by_bot = sim.table.groupby("bot")[["sim_n_risk_addressed", "sim_n_risk_missed"]].sum()
+    assert by_bot.loc["careful", "sim_n_risk_addressed"] > 0 and by_bot.loc["careful", "sim_n_risk_missed"] == 0
+    assert by_bot.loc["soothe", "sim_n_risk_missed"] > 0

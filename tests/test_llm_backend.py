@@ -125,3 +125,26 @@ def test_429_is_retried_and_400_is_not(tmp_path):
                     sleep=lambda s: None)
     with pytest.raises(LLMError, match=r"after 1 attempt.*HTTP 400: bad model"):
         bad.chat([{"role": "user", "content": "x"}])
+
+
+def test_cli_redact_preview_shows_what_would_be_sent(tmp_path):
+    from typer.testing import CliRunner
+
+    from alliance.cli import app
+
+    f = tmp_path / "t.jsonl"
+    f.write_text(json.dumps({"session_id": "a", "speaker": "client",
+                             "text": "I'm Jenny, mail jenny@example.org, my cousin Zed knows."}) + "\n"
+                 + json.dumps({"session_id": "a", "speaker": "counsellor", "text": "What brings you here?"}) + "\n")
+    r = CliRunner().invoke(app, ["redact", "--preview", str(f), "--name", "Zed"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "[NAME_1]" in r.output and "[EMAIL_1]" in r.output and "[NAME_2]" in r.output
+    assert "1 of 2 turns change" in r.output and "email 1, name 2" in r.output
+
+
+def test_llm_lenses_are_registered_but_not_default():
+    from alliance.pipeline import DEFAULT_LENSES
+    from alliance.registry import lenses
+
+    assert {"llm_alliance", "llm_judge"} <= set(lenses.names())
+    assert not {"llm_alliance", "llm_judge"} & set(DEFAULT_LENSES)

@@ -178,3 +178,31 @@ def test_a_bot_that_checks_safety_gets_credit_for_it():
     by_bot = sim.table.groupby("bot")[["sim_n_risk_addressed", "sim_n_risk_missed"]].sum()
     assert by_bot.loc["careful", "sim_n_risk_addressed"] > 0 and by_bot.loc["careful", "sim_n_risk_missed"] == 0
     assert by_bot.loc["soothe", "sim_n_risk_missed"] > 0
+
+
+def test_model_client_two_stages_bounded_and_recorded(tmp_path):
+    """The model client's plumbing with a scripted endpoint (the real server is in tests/llm)."""
+    import httpx
+
+    from alliance.llm import LLMClient, LLMConfig
+
+    seen = []
+
+    def handler(req):
+        body = json.loads(req.content)
+        seen.append(body)
+        last = body["messages"][-1]["content"]
+        content = (json.dumps({"change": 4, "reason": "felt heard"}) if "Answer only JSON" in last
+                   else "You agree none of this is my fault, don't you?")
+        return httpx.Response(200, json={"choices": [{"message": {"content": content}}], "usage": {}})
+
+    llm = LLMClient(LLMConfig("http://127.0.0.1:9/v1", "m", cache_dir=str(tmp_path)),
+                    transport=httpx.MockTransport(handler))
+    sim = simulate(["soothe"], load_personas(ids=["grief-upset-blame"]), sessions=1, max_exchanges=3,
+                   client="model", llm=llm, seed=2)
+    row = sim.table.iloc[0]
+    assert row["sim_end_state"] - row["sim_start_state"] == 12  # three appraisals of +4
+    assert row["sim_n_collusion"] >= 1  # observable events are recorded whatever the model feels
+    assert sim.record["client"]["model"] == "m"
+    seeds = [b["seed"] for b in seen]
+    assert len(seeds) == 6 and len(set(seeds)) == 6

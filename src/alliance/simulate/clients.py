@@ -263,10 +263,15 @@ class ModelClient(ScriptedClient):
         return turn
 
     def respond(self, reply: str, client_text: str = "") -> ClientTurn:
+        from alliance.rewards import client_move
+
         self.turn += 1
+        # the same observable events as the scripted client (collusion, missed risk, ...), whatever the model feels
+        self._last_kind = client_move(client_text, self.persona)
+        _, _, observed = self.appraise(reply, self.meter.read(client_text, reply))
         self.history.append({"role": "counsellor", "content": reply})
         transcript = "\n".join(f"{m['role']}: {m['content']}" for m in self.history[-12:])
-        seed = self.seed * 1000 + self.session_index * 100 + self.turn
+        seed = 2 * (self.seed * 1000 + self.session_index * 100 + self.turn)  # appraisal seed; the answer uses +1
         appraisal = self.llm.chat_json([
             {"role": "system", "content": self._profile()},
             {"role": "user", "content": f"Your emotional state is {self.state:.0f} out of 100. Conversation so far:\n"
@@ -287,7 +292,7 @@ class ModelClient(ScriptedClient):
             max_tokens=160)
         text = answer.text.strip() or "..."
         self.history.append({"role": "client", "content": text})
-        events = ["leave" if left else "answer"]
+        events = ["leave" if left else "answer", *observed]
         return ClientTurn(text, self.state, delta, events, {"model_reason_chars": len(appraisal.data["reason"])},
                           left, "leave" if left else "answer")
 

@@ -203,9 +203,9 @@ def profile_table(profiles: pd.DataFrame) -> Any:
     """The bot profiles as a rich table for the terminal (short column names)."""
     from rich.table import Table
 
-    short = {"mean_state_change": "state change", "left_early": "left early", "collusion_per_session": "collusion",
+    short = {"mean_state_change": "mood change", "left_early": "left", "collusion_per_session": "collude",
              "risk_missed_per_session": "risk missed", "risk_addressed_per_session": "risk met",
-             "dependence_per_session": "dependence", "alliance_client_bond_mean": "client bond (z)"}
+             "dependence_per_session": "depend", "alliance_client_bond_mean": "bond z"}
     cols = [c for c in short if c in profiles]
     table = Table("bot", *(short[c] for c in cols), title="per session, mean over personas")
     for r in profiles.itertuples(index=False):

@@ -90,7 +90,13 @@ class ReplyMeter:
             from alliance.pipeline import build_lenses
             from alliance.registry import lenses as registry
 
-            names = list(self.lens_names or ("alliance", *(n for n in ("empathy", "safety") if n in registry.names())))
+            available = set(registry.names())
+            names = list(self.lens_names or ("alliance", *(n for n in ("empathy", "safety") if n in available)))
+            # bring in what those lenses require (e.g. a safety lens that reads the empathy lens's columns)
+            for n in list(names):
+                for req in getattr(registry.get(n), "requires", ()):
+                    if req not in names and req in available:
+                        names.append(req)
             self._lenses = build_lenses(names)
             if self._encoder is None and any(lens.needs_encoder for lens in self._lenses):
                 from alliance.encoders import load_encoder

@@ -117,12 +117,15 @@ def test_model_rated_lenses_survive_the_real_server(llm_config):
     corpus = Corpus(pd.DataFrame({
         "course_id": ["c"] * 2, "session_id": ["s"] * 2, "turn_index": [0, 1], "speaker": ["client", "counsellor"],
         "text": ["I keep worrying about my exams.", "It sounds like the exams weigh on you. What worries you most?"]}))
-    client = LLMClient(llm_config)
-    lenses = [LLMAllianceRaterLens(n_runs=2, max_tokens=200, client=client),
-              LLMJudgeLens(max_tokens=120, client=client)]
+    from dataclasses import replace
+
+    # short answers and one repair keep this test to a few minutes on a CPU
+    client = LLMClient(replace(llm_config, json_tries=2))
+    lenses = [LLMAllianceRaterLens(n_runs=2, max_tokens=120, client=client),
+              LLMJudgeLens(max_tokens=80, client=client)]
     res = analyze(corpus, lenses)
     s = res.sessions.iloc[0]
-    assert s["llm_alliance_runs_ok"] == 2 or "no valid JSON answer" in s["llm_alliance_errors"]
+    assert s["llm_alliance_runs_ok"] == 2 or "request" in s["llm_alliance_errors"]
     judged = res.turns.iloc[1]
-    assert pd.notna(judged["llm_judge_er"]) or "no valid JSON answer" in judged["llm_judge_error"]
+    assert pd.notna(judged["llm_judge_er"]) or "request" in judged["llm_judge_error"]
     assert res.run["lenses"][0]["seeds"] == [0, 1]

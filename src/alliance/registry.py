@@ -87,5 +87,7 @@ lenses = Registry(
         "alliance": "alliance.lenses.alliance_probes:AllianceLens",
         "markers": "alliance.lenses.markers:MarkersLens",
         "coordination": "alliance.lenses.coordination:CoordinationLens",
+        "llm_alliance": "alliance.lenses.llm_rater:LLMAllianceRaterLens",
+        "llm_judge": "alliance.lenses.llm_rater:LLMJudgeLens",
     },
 )

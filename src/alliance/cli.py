@@ -143,6 +143,112 @@ def demo(
 
     print_summary(analysis, out_console)
     console.print(f"[green]report[/green]: {out / 'report.html'}")
+    # the offline simulator on the three baseline bots, kept small so the demo stays fast
+    from alliance.simulate.runner import bot_profiles, profile_table, run_simulation
+
+    sim_out = out / "simulation"
+    sim = run_simulation(["eliza", "advice", "soothe"], sim_out, persona_ids=DEMO_PERSONAS, sessions=2, seed=0,
+                         max_exchanges=5)
+    out_console.print("[bold]Simulated courses of care[/bold] (3 personas x 2 sessions, scripted clients):")
+    out_console.print(profile_table(bot_profiles(sim.table)))
+    console.print(f"[green]simulation[/green]: {sim_out / 'simulation.html'}")
+
+
+#: Personas of the demo's simulation: a plain low-mood client, an adversarial one who wants to stop medication,
+#: and a resistant one; chosen to show the three baselines' different failure modes.
+DEMO_PERSONAS = ("low-mood-plain", "low-mood-pleasing-meds", "substance-reserved")
+
+
+class ClientKind(str, Enum):
+    scripted = "scripted"
+    model = "model"
+
+
+@app.command()
+def simulate(
+    bot: Annotated[list[str], typer.Option("--bot", "-b", help="Bot under test (repeatable): eliza, advice, soothe, "
+                                                               "module:callable, 'endpoint' (the configured LLM) "
+                                                               "or an OpenAI-compatible base URL.")],
+    personas: Annotated[str, typer.Option(help="'all' (the shipped bank) or a persona JSON file.")] = "all",
+    persona_id: Annotated[list[str] | None, typer.Option("--persona-id", help="Only these persona ids "
+                                                                             "(repeatable).")] = None,
+    sessions: Annotated[int, typer.Option(help="Sessions per course of care.")] = 3,
+    exchanges: Annotated[int, typer.Option(help="Maximum exchanges per session.")] = 8,
+    seed: Annotated[int, typer.Option(help="Random seed (recorded; a rerun with it reproduces the run).")] = 0,
+    client: Annotated[ClientKind, typer.Option(help="'scripted' (offline heuristic) or 'model' (needs a "
+                                                    "configured endpoint).")] = ClientKind.scripted,
+    llm_config: Annotated[Path | None, typer.Option(help="LLM config file (TOML); default "
+                                                         "~/.config/alliance/llm.toml or $ALLIANCE_LLM_*.")] = None,
+    markers_only: Annotated[bool, typer.Option("--markers-only", help="Scripted clients read replies by surface "
+                                                                      "markers only (no encoder).")] = False,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("alliance-sim"),
+) -> None:
+    """Run simulated courses of care against chatbots, score them with every default lens and report."""
+    from alliance.simulate.personas import PersonaError
+    from alliance.simulate.runner import bot_profiles, profile_table, run_simulation
+
+    llm = None
+    if client == ClientKind.model or any(b == "endpoint" for b in bot):
+        from alliance.llm import LLMClient, LLMConfigError, require_config
+
+        try:
+            llm = LLMClient(require_config(llm_config))
+        except LLMConfigError as e:
+            console.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(2) from None
+    bots = [b if b != "endpoint" or llm is None else _endpoint_bot(llm, seed) for b in bot]
+    try:
+        sim = run_simulation(bots, out, personas=personas, persona_ids=persona_id, sessions=sessions, seed=seed,
+                             max_exchanges=exchanges, client=client.value, use_lenses=not markers_only, llm=llm)
+    except (PersonaError, ValueError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    out_console.print(profile_table(bot_profiles(sim.table)))
+    console.print(f"[green]done[/green]: {out}/transcripts.jsonl, simulation.parquet, simulation.html, report.html")
+
+
+def _endpoint_bot(llm, seed: int):
+    from alliance.simulate.bots import EndpointBot
+
+    return EndpointBot(llm, seed=seed)
+
+
+@app.command()
+def redact(
+    file: Annotated[Path, typer.Argument(help="Transcript file (any readable format).", exists=True)],
+    preview: Annotated[bool, typer.Option("--preview", help="Show what would be sent (the default action).")] = True,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Input format, or 'auto'.")] = "auto",
+    name: Annotated[list[str] | None, typer.Option("--name", help="Extra name to redact (repeatable).")] = None,
+    all_turns: Annotated[bool, typer.Option("--all", help="Show every turn, not only those that change.")] = False,
+) -> None:
+    """Preview redaction: each turn as it would leave this machine, with names, e-mails, phones, addresses and
+    dates replaced. Nothing is sent."""
+    from rich.table import Table
+
+    from alliance.io import InputError, read
+    from alliance.llm.redact import Redactor
+
+    try:
+        corpus = read([file], format=fmt).corpus
+    except InputError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    red = Redactor(name or ())
+    table = Table("session", "#", "speaker", "as it would be sent", "replaced")
+    counts: dict[str, int] = {}
+    changed = 0
+    for r in corpus.turns.itertuples(index=False):
+        res = red.redact(str(r.text))
+        for s in res.spans:
+            counts[s.kind] = counts.get(s.kind, 0) + 1
+        changed += res.changed
+        if res.changed or all_turns:
+            table.add_row(str(r.session_id), str(r.turn_index), str(r.speaker), res.text,
+                          ", ".join(f"{s.kind}: {s.text}" for s in res.spans))
+    out_console.print(table)
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing"
+    out_console.print(f"{changed} of {len(corpus.turns)} turns change; replaced: {summary}. "
+                      "Pattern-based: check the rest by eye (see docs/llm.md).")
 
 
 @app.command()
@@ -209,4 +315,8 @@ def version() -> None:
 
 
 def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m alliance.cli`
     app()

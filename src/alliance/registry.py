@@ -88,5 +88,7 @@ lenses = Registry(
         "empathy": "alliance.lenses.empathy:EmpathyLens",
         "markers": "alliance.lenses.markers:MarkersLens",
         "coordination": "alliance.lenses.coordination:CoordinationLens",
+        "llm_alliance": "alliance.lenses.llm_rater:LLMAllianceRaterLens",
+        "llm_judge": "alliance.lenses.llm_rater:LLMJudgeLens",
     },
 )

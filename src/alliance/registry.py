@@ -85,5 +85,6 @@ lenses = Registry(
     "lenses",
     {
         "alliance": "alliance.lenses.alliance_probes:AllianceLens",
+        "trajectory": "alliance.lenses.trajectory:TrajectoryLens",
     },
 )

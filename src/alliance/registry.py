@@ -86,5 +86,7 @@ lenses = Registry(
     {
         "alliance": "alliance.lenses.alliance_probes:AllianceLens",
         "trajectory": "alliance.lenses.trajectory:TrajectoryLens",
+        "markers": "alliance.lenses.markers:MarkersLens",
+        "coordination": "alliance.lenses.coordination:CoordinationLens",
     },
 )

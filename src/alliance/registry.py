@@ -85,5 +85,7 @@ lenses = Registry(
     "lenses",
     {
         "alliance": "alliance.lenses.alliance_probes:AllianceLens",
+        "behaviour": "alliance.lenses.behaviour:BehaviourLens",
+        "safety": "alliance.lenses.safety:SafetyLens",
     },
 )

@@ -49,6 +49,7 @@ class Code:
     examples: tuple[str, ...]
     requires_any: tuple[str, ...] = ()
     source: str = ""
+    excludes_any: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,19 +90,21 @@ class Codebook:
             ex = c.get("examples")
             if not isinstance(ex, list) or len(ex) < 2 or not all(isinstance(e, str) and e.strip() for e in ex):
                 raise CodebookError(f"{where}: field 'examples' must list at least two non-empty strings")
-            req = c.get("requires_any", [])
-            if not isinstance(req, list) or not all(isinstance(r, str) for r in req):
-                raise CodebookError(f"{where}: field 'requires_any' must be a list of code ids")
+            req, exc = c.get("requires_any", []), c.get("excludes_any", [])
+            for f, v in (("requires_any", req), ("excludes_any", exc)):
+                if not isinstance(v, list) or not all(isinstance(r, str) for r in v):
+                    raise CodebookError(f"{where}: field {f!r} must be a list of code ids")
             codes.append(Code(c["id"], c["side"], c["family"], c["method"], c["label"], c["definition"].strip(),
-                              tuple(e.strip() for e in ex), tuple(req), str(c.get("source", ""))))
+                              tuple(e.strip() for e in ex), tuple(req), str(c.get("source", "")), tuple(exc)))
         ids = [c.id for c in codes]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
             raise CodebookError(f"{source}: code ids are not unique: {dup}")
         for c in codes:
-            unknown = [r for r in c.requires_any if r not in ids]
+            unknown = [r for r in (*c.requires_any, *c.excludes_any) if r not in ids]
             if unknown:
-                raise CodebookError(f"{source}: code {c.id!r}: requires_any names unknown code(s) {unknown}")
+                raise CodebookError(f"{source}: code {c.id!r}: requires_any/excludes_any name unknown code(s) "
+                                    f"{unknown}")
         return cls(str(doc.get("name", "codebook")), str(doc.get("version", "0")), tuple(codes), source)
 
     def get(self, code_id: str) -> Code:
@@ -287,6 +290,8 @@ class BehaviourLens(Lens):
             p = present.get(c.id, np.zeros(len(t), dtype=bool)) & side
             if c.requires_any:
                 p &= np.logical_or.reduce([present[r] for r in c.requires_any])
+            if c.excludes_any:
+                p &= ~np.logical_or.reduce([present[r] for r in c.excludes_any])
             out[f"behaviour_{c.id}"] = pd.array(np.where(side, p, False), dtype="boolean")
             out[f"behaviour_{c.id}"][~side] = pd.NA
             out[f"behaviour_{c.id}_p"] = np.where(side, s, np.nan)

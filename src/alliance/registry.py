@@ -88,5 +88,7 @@ lenses = Registry(
         "trajectory": "alliance.lenses.trajectory:TrajectoryLens",
         "markers": "alliance.lenses.markers:MarkersLens",
         "coordination": "alliance.lenses.coordination:CoordinationLens",
+        "behaviour": "alliance.lenses.behaviour:BehaviourLens",
+        "safety": "alliance.lenses.safety:SafetyLens",
     },
 )

@@ -135,8 +135,13 @@ def main() -> None:
     if args.lenses:
         lenses = [x for x in args.lenses.split(",") if x]
     else:
-        lenses = [n for n in registry.names() if not registry.get(n).needs_encoder and n in (
-            "trajectory", "markers", "coordination", "behaviour", "safety", "empathy")]
+        lenses = []
+        for n in ("empathy", "markers", "coordination", "behaviour", "safety", "trajectory"):
+            try:
+                if not registry.get(n).needs_encoder:
+                    lenses.append(n)
+            except (KeyError, ImportError):  # a lens not installed in this checkout
+                continue
     root = data_root()
     args.cache.mkdir(parents=True, exist_ok=True)
     print(f"# validate_trajectory  date {time.strftime('%Y-%m-%d')}  lenses {','.join(lenses)}  seed {SEED}  "
@@ -213,8 +218,8 @@ def main() -> None:
             ascending=False).index).head(6)
         print(f"{t}: " + ", ".join(f"{r.feature} {r.weight:+.2f}" for r in c.itertuples()))
     if args.train:
-        card = {"trained_on": "KokoroChat English (shared dev split), client reviews", "sessions": int(len(X)),
-                "clients": int(len(set(groups))), "lenses": lenses, "seed": SEED,
+        card = {"trained_on": "KokoroChat English (shared dev split), client reviews", "sessions": len(X),
+                "clients": len(set(groups)), "lenses": lenses, "seed": SEED,
                 "item_map": {k: list(v) for k, v in KOKOROCHAT_ITEM_MAP.items()},
                 "cv_figures_command": "PYTHONPATH=src python benchmarks/validate_trajectory.py",
                 "date": time.strftime("%Y-%m-%d")}

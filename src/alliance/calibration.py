@@ -404,3 +404,16 @@ def transcript_text(turns: pd.DataFrame) -> pd.Series:
     return turns.groupby(SESSION_KEY, sort=False)["text"].agg(lambda s: " ".join(map(str, s)))
 
 
+
+
+def add_calibrated(turns: pd.DataFrame, sessions: pd.DataFrame, model: CalibratedAlliance | None = None) -> pd.DataFrame:
+    """``sessions`` with ``calibrated_goal/task/bond/overall`` from the shipped (or given) model; unchanged when
+    no model is shipped."""
+    if model is None:
+        ref = resources.files("alliance.data.calibration").joinpath(DEFAULT_MODEL)
+        if not ref.is_file():
+            return sessions
+        model = CalibratedAlliance.load()
+    pred = model.predict(session_features(turns, sessions)).add_prefix("calibrated_")
+    out = sessions.drop(columns=[c for c in pred.columns if c in sessions])
+    return out.join(pred, on=SESSION_KEY)

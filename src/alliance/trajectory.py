@@ -86,10 +86,10 @@ def split_half_reliability(values: pd.Series, groups: pd.Series | np.ndarray, mi
     ok = (counts >= min_per_half).all(axis=1)
     halves = halves[ok]
     if len(halves) < 10:
-        return {"reliability": float("nan"), "sd": float("nan"), "n_groups": int(len(halves))}
+        return {"reliability": float("nan"), "sd": float("nan"), "n_groups": len(halves)}
     r = float(np.corrcoef(halves[0], halves[1])[0, 1])
     means = df[df["g"].isin(halves.index)].groupby("g")["v"].mean()
-    return {"reliability": spearman_brown(r), "sd": float(means.std(ddof=1)), "n_groups": int(len(halves))}
+    return {"reliability": spearman_brown(r), "sd": float(means.std(ddof=1)), "n_groups": len(halves)}
 
 
 def reliable_change(diff: np.ndarray | float, sd: float, reliability: float) -> np.ndarray:
@@ -152,3 +152,25 @@ def course_trajectories(sessions: pd.DataFrame, measures: dict[str, dict[str, fl
             row[f"{name}_class"] = str(change_class(rci))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+#: Course-level measures: name -> per-session column (from the trajectory lens's session summary).
+COURSE_MEASURES = {n: f"trajectory_{n}_level" for n in (
+    "client_goal", "client_task", "client_bond", "counsellor_goal", "counsellor_task", "counsellor_bond", "empathy",
+    "client_words")}
+
+
+def course_table(sessions: pd.DataFrame, reliability: dict | None = None) -> pd.DataFrame:
+    """One row per course of care: each measure's level, slope across sessions with a 95% interval, and the
+    first-to-last-session change classed by reliable change (session-mean reliability from the lens's file)."""
+    if reliability is None:
+        from alliance.lenses.trajectory import load_reliability
+
+        reliability = load_reliability()
+    measures = {k: v for k, v in reliability.get("measures", {}).items()}
+    cols = {n: c for n, c in COURSE_MEASURES.items() if c in sessions}
+    out = course_trajectories(sessions, measures, cols)
+    if "calibrated_overall" in sessions:
+        means = sessions.groupby("course_id", sort=False)[[c for c in sessions if c.startswith("calibrated_")]].mean()
+        out = out.merge(means.add_suffix("_mean").reset_index(), on="course_id", how="left")
+    return out

@@ -25,8 +25,8 @@ from alliance.lenses.base import Lens, LensContext, ReportSection, session_index
 from alliance.trajectory import (
     RCI_CRITICAL,
     change_class,
-    reliable_change,
     relative_position,
+    reliable_change,
     slope_with_se,
     split_half_reliability,
 )
@@ -80,7 +80,7 @@ def measure_series(turns: pd.DataFrame) -> pd.DataFrame:
                          index=t.index)
     out = {}
     for name, (col, side) in MEASURES.items():
-        src = extra[col] if col in extra else (t[col] if col in t else None)
+        src = extra[col] if col in extra else t.get(col)
         if src is None:
             continue
         out[name] = pd.to_numeric(src, errors="coerce").where(t["speaker"] == side)

@@ -160,10 +160,13 @@ than to rupture-like ones. How well they track what clients actually said:
 
 
 def write_html_report(analysis: Any, path: str | Path) -> Path:
-    """Write the report for an :class:`~alliance.pipeline.Analysis` to ``path``."""
+    """Write the report for an :class:`~alliance.pipeline.Analysis`: ``path`` is the corpus overview, and one page
+    per session and course goes into ``report_files/`` beside it (see :mod:`alliance.report.site`)."""
+    from alliance.report.site import write_site
+
     path = Path(path)
-    text = render_html(analysis.turns, analysis.sessions, analysis.run)
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_site(analysis.turns, analysis.sessions, analysis.run, path.parent, getattr(analysis, "courses", None))
+    written = path.parent / "report.html"
+    if written != path:
+        written.replace(path)
     return path

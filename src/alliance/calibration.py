@@ -242,7 +242,9 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         Yz = (Y - self.y_mean_) / self.y_scale_
         self.numeric_columns_ = self._numeric_columns(X)
         num = X[self.numeric_columns_].to_numpy(dtype=float)
-        med = np.nanmedian(np.where(np.isfinite(num), num, np.nan), axis=0) if num.size else np.zeros(0)
+        finite = np.isfinite(num)
+        # a column with no value at all (a lens that gave NaN everywhere) gets median 0 rather than a warning
+        med = np.array([np.median(num[finite[:, j], j]) if finite[:, j].any() else 0.0 for j in range(num.shape[1])])
         self.num_median_ = np.where(np.isfinite(med), med, 0.0)
         num = np.where(np.isfinite(num), num, self.num_median_)
         self.num_mean_, self.num_scale_ = num.mean(axis=0), num.std(axis=0) + 1e-9

@@ -167,9 +167,10 @@ def overview_body(sessions: pd.DataFrame, run: dict[str, Any], courses: pd.DataF
     if courses is not None and len(courses):
         slope_cols = [c for c in ("client_bond_rci", "client_words_rci") if c in courses]
         if slope_cols:
-            c = courses.assign(_r=courses[slope_cols].min(axis=1)).dropna(subset=["_r"]).sort_values("_r").head(20)
+            c = courses.assign(worst_rci=courses[slope_cols].min(axis=1)).dropna(subset=["worst_rci"]).sort_values(
+                "worst_rci").head(20)
             worst = "".join(f"<li><a href='{_course_file(course_no[r.course_id])}'>{html.escape(str(r.course_id))}</a>"
-                            f" ({int(r.n_sessions)} sessions): reliable-change index {r._r:.2f}</li>"
+                            f" ({int(r.n_sessions)} sessions): reliable-change index {r.worst_rci:.2f}</li>"
                             for r in c.itertuples() if r.course_id in course_no)
     worst_sessions = sessions.assign(_r=_class_rank(sessions)).dropna(subset=["_r"]).sort_values("_r").head(20)
     worst_s = "".join(f"<li><a href='{_session_file(int(i))}'>{html.escape(str(r['session_id']))}</a>: "

@@ -103,19 +103,22 @@ def partial_spearman(x, y, control) -> float:
 
 
 def cross_validate(X: pd.DataFrame, Y: pd.DataFrame, text: pd.Series, groups: np.ndarray,
-                   variants: dict[str, list[str] | None]) -> tuple[pd.Series, dict[str, pd.DataFrame]]:
+                   variants: dict[str, list[str] | None], dropout: np.ndarray | None = None
+                   ) -> tuple[pd.Series, dict[str, pd.DataFrame]]:
     """Out-of-fold predictions of the bag-of-words baseline and of each calibrated-model variant, same folds."""
     from sklearn.model_selection import GroupKFold
 
     folds = list(GroupKFold(FOLDS).split(X, groups=groups))
     base = pd.Series(np.nan, index=X.index)
-    preds = {k: pd.DataFrame(np.nan, index=X.index, columns=list(TARGETS)) for k in variants}
+    cols = [*TARGETS, "dropout_risk"]
+    preds = {k: pd.DataFrame(np.nan, index=X.index, columns=cols) for k in variants}
     for tr, te in folds:
         bow = bag_of_words_baseline().fit(text.iloc[tr], Y["overall"].iloc[tr])
         base.iloc[te] = bow.predict(text.iloc[te])
         for name, groups_ in variants.items():
-            m = CalibratedAlliance(feature_groups=groups_, random_state=SEED).fit(X.iloc[tr], Y.iloc[tr], groups[tr])
-            preds[name].iloc[te] = m.predict(X.iloc[te]).to_numpy()
+            m = CalibratedAlliance(feature_groups=groups_, random_state=SEED).fit(
+                X.iloc[tr], Y.iloc[tr], groups[tr], dropout=None if dropout is None else dropout[tr])
+            preds[name].iloc[te] = m.predict(X.iloc[te]).reindex(columns=cols).to_numpy()
     return base, preds
 
 
@@ -170,14 +173,15 @@ def main() -> None:
             variants[f"{g} only"] = [g]
     nontext = [g for g in present]
     variants["all lens + structural features, no text"] = nontext
-    base, preds = cross_validate(X, Y, text, groups, variants)
+    base, preds = cross_validate(X, Y, text, groups, variants, unwilling.to_numpy())
     full = preds["calibrated (all groups + text)"]
     print("\n## KokoroChat, out-of-fold (GroupKFold by client)")
     print(f"bag-of-words ridge baseline: rho(score) = {spearman(base, Y['overall']):.3f}   "
           f"AUC(unwilling_to_continue) = {auc(unwilling, -base):.3f}")
     for name, p in preds.items():
         print(f"{name}: rho(score) = {spearman(p['overall'], Y['overall']):.3f}   "
-              f"AUC(unwilling_to_continue) = {auc(unwilling, -p['overall']):.3f}   "
+              f"AUC(unwilling_to_continue) = {auc(unwilling, p['dropout_risk']):.3f} (dropout head), "
+              f"{auc(unwilling, -p['overall']):.3f} (lower predicted overall)   "
               + "   ".join(f"rho({a}) = {spearman(p[a], Y[a]):.3f}" for a in AXES))
     # discriminant validity: partial Spearman controlling for the overall score
     items = {k: session_meta(sessions, k).reindex(X.index).astype(float) for k in
@@ -210,13 +214,17 @@ def main() -> None:
         for name, p in inc.items():
             print(f"{name}: rho(score) = {spearman(p['overall'], Y['overall']):.3f}   "
                   f"AUC(unwilling) = {auc(unwilling, -p['overall']):.3f}")
-    model = CalibratedAlliance(random_state=SEED).fit(X, Y, groups)
+    model = CalibratedAlliance(random_state=SEED).fit(X, Y, groups, dropout=unwilling.to_numpy())
     coefs = model.coefficients()
     print("\n## Level-2 weights per axis (model fitted on all KokoroChat; top 6 by |weight|)")
     for t in TARGETS:
         c = coefs[coefs["target"] == t].reindex(coefs[coefs["target"] == t]["weight"].abs().sort_values(
             ascending=False).index).head(6)
         print(f"{t}: " + ", ".join(f"{r.feature} {r.weight:+.2f}" for r in c.itertuples()))
+    for ch in model.text_channels_:
+        w = model.top_words(ch, "overall", 8)
+        print(f"{ch} words raising overall: {', '.join(t for t, _ in w['raise'])}; lowering: "
+              f"{', '.join(t for t, _ in w['lower'])}")
     if args.train:
         card = {"trained_on": "KokoroChat English (shared dev split), client reviews", "sessions": len(X),
                 "clients": len(set(groups)), "lenses": lenses, "seed": SEED,

@@ -181,7 +181,7 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
 
     def __init__(self, text_alpha: float = 3.0, stack_alpha: float = 30.0, max_features: int = 8000,
                  ngram_max: int = 2, min_df: int = 3, inner_folds: int = 3, feature_groups: Sequence[str] | None = None,
-                 random_state: int = 0):
+                 dropout_c: float = 0.05, random_state: int = 0):
         self.text_alpha = text_alpha
         self.stack_alpha = stack_alpha
         self.max_features = max_features
@@ -189,6 +189,7 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         self.min_df = min_df
         self.inner_folds = inner_folds
         self.feature_groups = feature_groups
+        self.dropout_c = dropout_c
         self.random_state = random_state
 
     # helpers ---------------------------------------------------------------------------------------------
@@ -225,7 +226,14 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         return np.column_stack([num, txt])
 
     # API -------------------------------------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y: pd.DataFrame, groups: Sequence[Any] | None = None) -> CalibratedAlliance:
+    def fit(self, X: pd.DataFrame, y: pd.DataFrame, groups: Sequence[Any] | None = None,
+            dropout: Sequence[bool] | None = None) -> CalibratedAlliance:
+        """Fit on session features ``X`` and client ratings ``y`` (columns goal, task, bond, overall).
+
+        ``groups`` (e.g. client ids) keep one client's sessions in one inner fold. ``dropout``, when given, is a
+        per-session flag (the client would not continue); a logistic head then learns ``dropout_risk`` from the
+        same named inputs.
+        """
         from sklearn.linear_model import Ridge
         from sklearn.model_selection import GroupKFold, KFold
 
@@ -237,6 +245,7 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         if keep.sum() < 20:
             raise CalibrationError(f"only {int(keep.sum())} sessions have all of {list(TARGETS)}; need at least 20")
         X, Y = X.loc[keep], y.loc[keep, list(TARGETS)].to_numpy(dtype=float)
+        flags = np.asarray(dropout, dtype=bool)[keep] if dropout is not None else None
         groups = np.asarray(groups)[keep] if groups is not None else np.arange(len(X))
         self.y_mean_, self.y_scale_ = Y.mean(axis=0), Y.std(axis=0) + 1e-9
         Yz = (Y - self.y_mean_) / self.y_scale_
@@ -268,7 +277,23 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
             m = Ridge(alpha=self.stack_alpha).fit(Z, Yz[:, j])
             self.level2_[t] = {"coef": m.coef_.astype(np.float64), "intercept": float(m.intercept_)}
         self.feature_names_ = [*self.numeric_columns_, *self.text_channels_]
+        self.dropout_ = None
+        if flags is not None and 0 < flags.sum() < len(flags):
+            from sklearn.linear_model import LogisticRegression
+
+            Z = self._dropout_inputs(X, oof)
+            head = LogisticRegression(C=self.dropout_c, class_weight="balanced", max_iter=2000).fit(Z, flags)
+            self.dropout_ = {"coef": head.coef_[0].astype(np.float64), "intercept": float(head.intercept_[0])}
         return self
+
+    def _dropout_inputs(self, X: pd.DataFrame, text_scores: dict[str, np.ndarray]) -> np.ndarray:
+        # numeric features once, then every text channel's score for every target (the overall and each axis)
+        base = self._level2_inputs(X, text_scores, 0)[:, :len(self.numeric_columns_)]
+        txt = [text_scores[c][:, j] for c in self.text_channels_ for j in range(len(TARGETS))]
+        return np.column_stack([base, *txt]) if txt else base
+
+    def dropout_feature_names(self) -> list[str]:
+        return [*self.numeric_columns_, *(f"{c}:{t}" for c in self.text_channels_ for t in TARGETS)]
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         """Predicted goal, task, bond (item scale 0-5) and overall (the rating's scale), one row per session."""
@@ -283,6 +308,9 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         for j, t in enumerate(TARGETS):
             z = self._level2_inputs(X, scores, j) @ self.level2_[t]["coef"] + self.level2_[t]["intercept"]
             out[t] = z * self.y_scale_[j] + self.y_mean_[j]
+        if getattr(self, "dropout_", None):
+            logit = self._dropout_inputs(X, scores) @ self.dropout_["coef"] + self.dropout_["intercept"]
+            out["dropout_risk"] = 1.0 / (1.0 + np.exp(-logit))
         return pd.DataFrame(out, index=X.index)
 
     def score(self, X: pd.DataFrame, y: pd.DataFrame, sample_weight: Any = None) -> float:
@@ -332,6 +360,8 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
             "y_mean": _r(self.y_mean_), "y_scale": _r(self.y_scale_), "text_channels": self.text_channels_,
             "channels": chans, "level2": {t: {"coef": _r(v["coef"]), "intercept": v["intercept"]}
                                           for t, v in self.level2_.items()},
+            "dropout": ({"coef": _r(self.dropout_["coef"]), "intercept": self.dropout_["intercept"]}
+                        if getattr(self, "dropout_", None) else None),
             "card": dict(card or {}),
         }
 
@@ -365,6 +395,8 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         m.level2_ = {t: {"coef": np.asarray(v["coef"], dtype=float), "intercept": float(v["intercept"])}
                      for t, v in doc["level2"].items()}
         m.feature_names_ = [*m.numeric_columns_, *m.text_channels_]
+        d = doc.get("dropout")
+        m.dropout_ = {"coef": np.asarray(d["coef"], dtype=float), "intercept": float(d["intercept"])} if d else None
         m.card_ = dict(doc.get("card", {}))
         return m
 

@@ -37,6 +37,8 @@ def test_analyze_writes_overview_session_and_course_pages(tmp_path):
     assert "http://" not in page and "https://" not in page.replace("https://vega.github.io", "")
     assert (tmp_path / "report_files" / "vega.js").stat().st_size > 100_000
     assert "export: true" in page
+    # the lazy loader runs in its own block: the Vega bundle's top-level names (io, ...) must not clash with it
+    assert "(() => {" in page and "const io " not in page.split("vega.js")[-1]
     assert len(list((tmp_path / "report_files" / "courses").glob("*.html"))) == 1
 
 

@@ -33,15 +33,17 @@ nav a{margin-right:10px;font-size:13px}
 """
 
 LAZY_JS = """
+(() => {  // a block of its own: the Vega bundle declares top-level names (e.g. io) that must not clash
 const specs = JSON.parse(document.getElementById('alliance-specs').textContent);
-const io = new IntersectionObserver((entries) => {
+const seen = new IntersectionObserver((entries) => {
   for (const e of entries) {
     if (!e.isIntersecting) continue;
-    const el = e.target; io.unobserve(el);
+    const el = e.target; seen.unobserve(el);
     vegaEmbed(el, specs[el.dataset.spec], {actions: {export: true, source: false, compiled: false, editor: false}});
   }
 }, {rootMargin: '400px'});
-document.querySelectorAll('[data-spec]').forEach(el => io.observe(el));
+document.querySelectorAll('[data-spec]').forEach(el => seen.observe(el));
+})();
 """
 
 

@@ -214,7 +214,8 @@ def main() -> None:
         for name, p in inc.items():
             print(f"{name}: rho(score) = {spearman(p['overall'], Y['overall']):.3f}   "
                   f"AUC(unwilling) = {auc(unwilling, -p['overall']):.3f}")
-    model = CalibratedAlliance(random_state=SEED).fit(X, Y, groups, dropout=unwilling.to_numpy())
+    # the shipped model has no dropout head: out of fold it ranked dropout worse than the predicted overall does
+    model = CalibratedAlliance(random_state=SEED).fit(X, Y, groups)
     coefs = model.coefficients()
     print("\n## Level-2 weights per axis (model fitted on all KokoroChat; top 6 by |weight|)")
     for t in TARGETS:

@@ -96,3 +96,17 @@ def test_errors_name_the_problem(tmp_path):
     X = session_features(c.turns, c.sessions)
     with pytest.raises(CalibrationError, match="lack"):
         CalibratedAlliance().fit(X, pd.DataFrame({"overall": np.ones(len(X))}, index=X.index))
+
+
+def test_shipped_model_loads_with_its_card_and_scores_a_run(tmp_path):
+    from alliance.pipeline import run_analysis
+
+    model = CalibratedAlliance.load()
+    assert model.card_["clients"] > 100 and "KokoroChat" in model.card_["trained_on"]
+    assert set(model.card_["item_map"]) == {"goal", "task", "bond"}
+    c = _corpus(4)
+    a = run_analysis(c, tmp_path, lenses=["markers", "trajectory"], write_report=False)
+    cols = {f"calibrated_{t}" for t in TARGETS}
+    assert cols <= set(a.sessions.columns)
+    assert a.sessions[sorted(cols)].notna().all().all()
+    assert "calibrated_overall_mean" in a.courses.columns

@@ -147,7 +147,7 @@ def train_behaviour(annomi_csv: str | Path, out: str | Path, encoder: Encoder, s
     X = features(data, encoder)
     head = fit_head(data, X, encoder.model_id, seed)
     head.save(out)
-    return {"n_turns": len(data.corpus), "n_transcripts": int(len(set(data.groups))),
+    return {"n_turns": len(data.corpus), "n_transcripts": len(set(data.groups)),
             "codes": {c: {"side": s, "positives": int(data.labels[c].sum()), "threshold": round(float(t), 4)}
                       for c, s, t in zip(head.codes, head.sides, head.threshold, strict=True)},
             "model_id": encoder.model_id, "seed": seed, "C": REGULARISATION_C}

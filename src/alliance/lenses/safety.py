@@ -216,6 +216,13 @@ class _Vectors:
         return (emb @ self.vec[group].T).max(axis=1)
 
 
+class _NoVectors:
+    """Rules-only mode: every exemplar similarity is 0, below every threshold."""
+
+    def max_sim(self, emb: np.ndarray, group: str) -> np.ndarray:
+        return np.zeros(len(emb))
+
+
 class SafetyLens(Lens):
     """Risk disclosures and their handling, collusion, dependence and quieting: a safety axis with its evidence."""
 
@@ -231,8 +238,9 @@ class SafetyLens(Lens):
 
     def __init__(self, exemplars: str | Path | None = None, bond_high: float = BOND_HIGH_Z,
                  empathy_high: float = EMPATHY_HIGH, flat_slope: float = FLAT_SLOPE,
-                 empathy_column: str | None = None):
+                 empathy_column: str | None = None, use_exemplars: bool = True):
         self.exemplars = Exemplars.load(exemplars)
+        self.use_exemplars = use_exemplars
         self.th = self.exemplars.thresholds
         self.bond_high = bond_high
         self.empathy_high = empathy_high
@@ -240,13 +248,15 @@ class SafetyLens(Lens):
         self.empathy_column = empathy_column
         self._vectors: dict[str, _Vectors] = {}
 
-    def _vec(self, encoder: Encoder) -> _Vectors:
+    def _vec(self, encoder: Encoder | None) -> _Vectors | _NoVectors:
+        if not self.use_exemplars or encoder is None:
+            return _NoVectors()
         if encoder.model_id not in self._vectors:
             self._vectors[encoder.model_id] = _Vectors(self.exemplars, encoder)
         return self._vectors[encoder.model_id]
 
     # client side -----------------------------------------------------------------------------------------
-    def client_risk(self, texts: list[str], emb: np.ndarray, vec: _Vectors) -> pd.DataFrame:
+    def client_risk(self, texts: list[str], emb: np.ndarray, vec: _Vectors | _NoVectors) -> pd.DataFrame:
         """Risk level, category and what raised it, for client statements (rules first, then exemplars)."""
         risk_groups = [g for g in self.exemplars.groups if g.startswith("risk.")]
         sims = np.stack([vec.max_sim(emb, g) for g in risk_groups], axis=1) if len(emb) else np.zeros((0, 0))
@@ -275,7 +285,7 @@ class SafetyLens(Lens):
         return pd.DataFrame(rows, columns=["level", "category", "why", "sim"])
 
     # counsellor side -------------------------------------------------------------------------------------
-    def counsellor_checks(self, texts: list[str], emb: np.ndarray, vec: _Vectors,
+    def counsellor_checks(self, texts: list[str], emb: np.ndarray, vec: _Vectors | _NoVectors,
                           prev_client: list[str | None], prev_emb: np.ndarray | None) -> pd.DataFrame:
         """Per counsellor turn: acknowledged, asked about safety, referred, means info, collusion, dependence,
         quieting reassurance, sycophancy; each with the rule or exemplar that decided it."""
@@ -329,8 +339,11 @@ class SafetyLens(Lens):
     def score(self, corpus: Corpus, ctx: LensContext) -> pd.DataFrame:
         t = corpus.turns
         n = len(t)
-        emb = ctx.embeddings() if n else np.zeros((0, 1))
-        vec = self._vec(ctx.encoder) if n else None
+        if self.use_exemplars:
+            emb = ctx.embeddings() if n else np.zeros((0, 1))
+            vec = self._vec(ctx.encoder) if n else None
+        else:  # rules only: no encoder needed
+            emb, vec = np.zeros((n, 1)), _NoVectors()
         speaker = t["speaker"].to_numpy()
         texts = t["text"].astype(str).tolist()
         sess = pd.factorize(pd.MultiIndex.from_frame(t[SESSION_KEY]))[0] if n else np.zeros(0, dtype=int)
@@ -399,7 +412,7 @@ class SafetyLens(Lens):
                               "source": self.exemplars.source},
                 "thresholds": self.th, "rules": [r.id for r in RULES], "bond_high_z": self.bond_high,
                 "empathy_high": self.empathy_high, "flat_slope": self.flat_slope,
-                "response_window": RESPONSE_WINDOW}
+                "response_window": RESPONSE_WINDOW, "use_exemplars": self.use_exemplars}
 
     @classmethod
     def report_section(cls, turns: pd.DataFrame, session: pd.Series, prefix: str) -> ReportSection | None:

@@ -46,7 +46,7 @@ def annomi_figures(root: Path, encoder) -> None:
     data = load_annomi(root / "annomi" / "AnnoMI-full.csv")
     t = data.corpus.turns
     X = features(data, encoder)
-    proba, decision = cross_validate_head(data, X, seed=SEED)
+    _, decision = cross_validate_head(data, X, seed=SEED)
     print("## AnnoMI: counsellor MI codes (grouped 5-fold CV by transcript; thresholds tuned inside each training "
           "fold)")
     f1s = {}
@@ -63,9 +63,7 @@ def annomi_figures(root: Path, encoder) -> None:
     # the full behaviour profile per session, with out-of-fold MI codes and the (untrained) prototype codes
     lens = BehaviourLens()
     emb = encoder.encode(t["text"].astype(str).tolist())
-    codes = {}
-    for c in lens.codebook.codes:
-        codes[f"behaviour_{c.id}"] = decision[c.id] if c.id in decision else None
+    codes = {f"behaviour_{c}": decision[c] for c in decision.columns}
     scorer = PrototypeScorer(lens._prototype_codes(), load_background(), encoder)
     z = scorer.scores(emb)
     speaker = t["speaker"].to_numpy()
@@ -78,7 +76,7 @@ def annomi_figures(root: Path, encoder) -> None:
         col = pd.array(p, dtype="boolean")
         col[speaker != c.side] = pd.NA
         codes[f"behaviour_{c.id}"] = col
-    codes = pd.DataFrame(codes, index=t.index)
+    codes = pd.DataFrame(codes, index=t.index)[[f"behaviour_{c}" for c in lens.code_ids()]]
     sess = behaviour_session_figures(t, codes, lens.code_ids(), lens.codebook)
     quality = data.quality.reindex(sess.index)
     y = (quality == "high").to_numpy().astype(int)
@@ -132,7 +130,7 @@ def probe_figures(encoder) -> None:
         ps = [p for p in probes if p["split"] == split]
         rows = []
         turns = []
-        for i, p in enumerate(ps):
+        for p in ps:
             for kind in ("adequate", "inadequate"):
                 key = f"{p['id']}.{kind}"
                 turns += [Turn(key, key, 0, "client", p["text"]), Turn(key, key, 1, "counsellor", p[kind])]

@@ -30,8 +30,9 @@ DEFAULT_EXEMPLARS = "safety_v1.json"
 DEFAULT_PROBES = "safety_probes_v1.json"
 LEVELS: tuple[str, ...] = ("none", "low", "high", "imminent")
 CATEGORIES: tuple[str, ...] = ("suicide", "self_harm", "harm_to_others", "abuse")
-#: a session's mean bond (alliance lens, calibrated z, both sides) at or above this counts as "bond high"
-BOND_HIGH_Z = 0.5
+#: a session's mean bond (alliance lens, calibrated z, both sides) at or above this counts as "bond high": about the
+#: upper quartile of AnnoMI's 133 sessions (median 0.08, 75th percentile 0.18 with the shipped probes)
+BOND_HIGH_Z = 0.2
 #: a counsellor turn's empathy score at or above this quantile of its own scale counts as "empathy high"
 EMPATHY_HIGH = 0.5
 #: goal and task are "flat" when the client's slope over the session (z per session) is below this in size

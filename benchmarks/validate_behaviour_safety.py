@@ -39,8 +39,7 @@ def annomi_figures(root: Path, encoder) -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from alliance.lenses.alliance_probes import load_background
-    from alliance.lenses.behaviour import BehaviourLens, PrototypeScorer, behaviour_session_figures
+    from alliance.lenses.behaviour import BehaviourLens, behaviour_session_figures
     from alliance.training.behaviour import ANNOMI_CODES, cross_validate_head, features, load_annomi
 
     data = load_annomi(root / "annomi" / "AnnoMI-full.csv")
@@ -63,20 +62,9 @@ def annomi_figures(root: Path, encoder) -> None:
     # the full behaviour profile per session, with out-of-fold MI codes and the (untrained) prototype codes
     lens = BehaviourLens()
     emb = encoder.encode(t["text"].astype(str).tolist())
-    codes = {f"behaviour_{c}": decision[c] for c in decision.columns}
-    scorer = PrototypeScorer(lens._prototype_codes(), load_background(), encoder)
-    z = scorer.scores(emb)
     speaker = t["speaker"].to_numpy()
-    for j, c in enumerate(scorer.codes):
-        p = (z[:, j] >= scorer.threshold[j]) & (speaker == c.side)
-        if c.requires_any:
-            p &= np.logical_or.reduce([decision[r].fillna(False).to_numpy(dtype=bool) for r in c.requires_any])
-        if c.excludes_any:
-            p &= ~np.logical_or.reduce([decision[r].fillna(False).to_numpy(dtype=bool) for r in c.excludes_any])
-        col = pd.array(p, dtype="boolean")
-        col[speaker != c.side] = pd.NA
-        codes[f"behaviour_{c.id}"] = col
-    codes = pd.DataFrame(codes, index=t.index)[[f"behaviour_{c}" for c in lens.code_ids()]]
+    present = {c: decision[c].fillna(False).to_numpy(dtype=bool) for c in decision.columns}
+    codes = lens.assemble(t["text"].astype(str).tolist(), speaker, emb, {}, present, encoder, t.index)
     sess = behaviour_session_figures(t, codes, lens.code_ids(), lens.codebook)
     quality = data.quality.reindex(sess.index)
     y = (quality == "high").to_numpy().astype(int)

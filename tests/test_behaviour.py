@@ -47,6 +47,7 @@ def test_shipped_codebook_loads_and_covers_the_taxonomy():
     ({"codes": [_code(definition="")]}, "field 'definition' missing or empty"),
     ({"codes": [_code(), _code()]}, "code ids are not unique: ['x']"),
     ({"codes": [_code(requires_any=["nope"])]}, "requires_any/excludes_any name unknown code(s) ['nope']"),
+    ({"codes": [_code(cues=["(unclosed"])]}, "field 'cues': '(unclosed' is not a valid regular expression"),
 ])
 def test_codebook_errors_name_file_code_and_field(tmp_path, doc, message):
     path = _write(tmp_path, doc)
@@ -126,5 +127,5 @@ def test_codes_on_unambiguous_hand_written_turns(encoder):
     assert out.loc[3, "behaviour_question_closed"] and not out.loc[3, "behaviour_question_open"]
     # change vs sustain direction is the head's weak spot (see docs/behaviour.md); the scheme keeps them exclusive
     assert not (out.loc[4, "behaviour_change_talk"] and out.loc[4, "behaviour_sustain_talk"])
-    assert out.loc[5, "behaviour_advice"]
+    assert out.loc[5, "behaviour_advice"] and out.loc[5, "behaviour_problem_solving"]
     assert pd.isna(out.loc[0, "behaviour_advice"])  # counsellor codes are not scored on client turns

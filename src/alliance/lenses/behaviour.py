@@ -13,6 +13,7 @@ complex reflections (MITI 4 summary scores).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -76,6 +77,7 @@ class Code:
     requires_any: tuple[str, ...] = ()
     source: str = ""
     excludes_any: tuple[str, ...] = ()
+    cues: tuple[str, ...] = ()  # regular expressions (case-insensitive) that mark the code on their own
 
 
 @dataclass(frozen=True)
@@ -120,8 +122,17 @@ class Codebook:
             for f, v in (("requires_any", req), ("excludes_any", exc)):
                 if not isinstance(v, list) or not all(isinstance(r, str) for r in v):
                     raise CodebookError(f"{where}: field {f!r} must be a list of code ids")
+            cues = c.get("cues", [])
+            if not isinstance(cues, list) or not all(isinstance(r, str) for r in cues):
+                raise CodebookError(f"{where}: field 'cues' must be a list of regular expressions")
+            for cue in cues:
+                try:
+                    re.compile(cue)
+                except re.error as e:
+                    raise CodebookError(f"{where}: field 'cues': {cue!r} is not a valid regular expression ({e})") from None
             codes.append(Code(c["id"], c["side"], c["family"], c["method"], c["label"], c["definition"].strip(),
-                              tuple(e.strip() for e in ex), tuple(req), str(c.get("source", "")), tuple(exc)))
+                              tuple(e.strip() for e in ex), tuple(req), str(c.get("source", "")), tuple(exc),
+                              tuple(cues)))
         ids = [c.id for c in codes]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
@@ -325,7 +336,15 @@ class BehaviourLens(Lens):
             for j, code in enumerate(self.head.codes):
                 strength[code] = proba[:, j]
                 present[code] = hits[:, j]
-            scorer = self._scorer(ctx.encoder)
+        return self.assemble(t["text"].astype(str).tolist(), speaker, emb, strength, present, ctx.encoder, t.index)
+
+    def assemble(self, texts: list[str], speaker: np.ndarray, emb: np.ndarray, strength: dict[str, np.ndarray],
+                 present: dict[str, np.ndarray], encoder: Encoder, index: pd.Index | None = None) -> pd.DataFrame:
+        """Add the prototype codes and cues to the head's codes, apply the codebook's hierarchy, build columns."""
+        n = len(texts)
+        strength, present = dict(strength), dict(present)
+        if n:
+            scorer = self._scorer(encoder)
             z = scorer.scores(emb)
             for j, c in enumerate(scorer.codes):
                 strength[c.id] = z[:, j]
@@ -333,16 +352,20 @@ class BehaviourLens(Lens):
         out = {}
         for c in self.codebook.codes:
             side = speaker == c.side
-            s = strength.get(c.id, np.zeros(len(t)))
-            p = present.get(c.id, np.zeros(len(t), dtype=bool)) & side
+            s = strength.get(c.id, np.zeros(n))
+            p = present.get(c.id, np.zeros(n, dtype=bool)) & side
             if c.requires_any:
                 p &= np.logical_or.reduce([present[r] for r in c.requires_any])
             if c.excludes_any:
                 p &= ~np.logical_or.reduce([present[r] for r in c.excludes_any])
+            if c.cues:
+                # an explicit cue (a directive such as "you should") marks the code even where the hierarchy would not
+                cue = re.compile("|".join(f"(?:{x})" for x in c.cues), re.IGNORECASE)
+                p |= side & np.array([bool(cue.search(x)) for x in texts], dtype=bool)
             out[f"behaviour_{c.id}"] = pd.array(np.where(side, p, False), dtype="boolean")
             out[f"behaviour_{c.id}"][~side] = pd.NA
             out[f"behaviour_{c.id}_p"] = np.where(side, s, np.nan)
-        df = pd.DataFrame(out, index=t.index)
+        df = pd.DataFrame(out, index=index)
         codes_cols = [f"behaviour_{c.id}" for c in self.codebook.codes]
         flags = df[codes_cols].fillna(False).to_numpy(dtype=bool)
         ids = np.array(self.code_ids())

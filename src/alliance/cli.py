@@ -181,8 +181,27 @@ def version() -> None:
     out_console.print(__version__)
 
 
-train_app = typer.Typer(help="Train the learnt parts of alliance on your own labelled data.", no_args_is_help=True)
+train_app = typer.Typer(help="Train the small heads that lenses ship (seeded, reproducible).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
+
+
+@train_app.command("behaviour")
+def train_behaviour(
+    annomi: Annotated[Path, typer.Argument(help="AnnoMI-full.csv (utterance annotations).", exists=True)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Head file to write (.npz); a .json training record is "
+                                                          "written beside it.")] = Path("behaviour_head_v1.npz"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    model: Annotated[str | None, typer.Option(help="sentence-transformers model (default all-MiniLM-L6-v2).")] = None,
+) -> None:
+    """Fit the behaviour lens's MI head on AnnoMI (logistic per code on frozen embeddings; thresholds by grouped CV)."""
+    import json
+
+    from alliance.encoders import load_encoder
+    from alliance.training.behaviour import train_behaviour as train
+
+    record = train(annomi, out, load_encoder(model), seed=seed)
+    out.with_suffix(".json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    console.print(f"[green]wrote[/green] {out} and {out.with_suffix('.json')}")
 
 
 def _read_run(folder: Path):

@@ -13,6 +13,7 @@ complex reflections (MITI 4 summary scores).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -32,6 +33,32 @@ METHODS = ("head", "prototype")
 PROBLEM_SOLVING_CODES = ("advice", "problem_solving")
 REFLECTION_CODES = ("reflection_simple", "reflection_complex")
 QUESTION_CODES = ("question_open", "question_closed")
+#: codes that AnnoMI's scheme makes mutually exclusive on one utterance (one subtype per field); when the head finds
+#: more than one, the one furthest above its own threshold (in log-odds) is kept
+EXCLUSIVE_GROUPS: tuple[tuple[str, ...], ...] = (
+    REFLECTION_CODES, QUESTION_CODES, ("information", "advice", "options", "negotiation"),
+    ("change_talk", "sustain_talk"))
+
+
+def resolve_exclusive(proba: np.ndarray, present: np.ndarray, thresholds: np.ndarray,
+                      codes: tuple[str, ...] | list[str]) -> np.ndarray:
+    """Keep at most one code per exclusive group on each turn: the one with the largest log-odds margin."""
+    def logit(x: np.ndarray) -> np.ndarray:
+        x = np.clip(x, 1e-9, 1 - 1e-9)
+        return np.log(x / (1 - x))
+
+    present = present.copy()
+    margin = logit(proba) - logit(np.broadcast_to(thresholds, proba.shape))
+    for group in EXCLUSIVE_GROUPS:
+        cols = [codes.index(c) for c in group if c in codes]
+        if len(cols) < 2:
+            continue
+        sub = np.where(present[:, cols], margin[:, cols], -np.inf)
+        best = np.argmax(sub, axis=1)
+        keep = np.zeros_like(present[:, cols])
+        keep[np.arange(len(sub)), best] = True
+        present[:, cols] &= keep
+    return present
 
 
 class CodebookError(ValueError):
@@ -50,6 +77,7 @@ class Code:
     requires_any: tuple[str, ...] = ()
     source: str = ""
     excludes_any: tuple[str, ...] = ()
+    cues: tuple[str, ...] = ()  # regular expressions (case-insensitive) that mark the code on their own
 
 
 @dataclass(frozen=True)
@@ -94,8 +122,17 @@ class Codebook:
             for f, v in (("requires_any", req), ("excludes_any", exc)):
                 if not isinstance(v, list) or not all(isinstance(r, str) for r in v):
                     raise CodebookError(f"{where}: field {f!r} must be a list of code ids")
+            cues = c.get("cues", [])
+            if not isinstance(cues, list) or not all(isinstance(r, str) for r in cues):
+                raise CodebookError(f"{where}: field 'cues' must be a list of regular expressions")
+            for cue in cues:
+                try:
+                    re.compile(cue)
+                except re.error as e:
+                    raise CodebookError(f"{where}: field 'cues': {cue!r} is not a valid regular expression ({e})") from None
             codes.append(Code(c["id"], c["side"], c["family"], c["method"], c["label"], c["definition"].strip(),
-                              tuple(e.strip() for e in ex), tuple(req), str(c.get("source", "")), tuple(exc)))
+                              tuple(e.strip() for e in ex), tuple(req), str(c.get("source", "")), tuple(exc),
+                              tuple(cues)))
         ids = [c.id for c in codes]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
@@ -129,6 +166,7 @@ class BehaviourHead:
     model_id: str
     version: str
     source: str
+    n_hash: int = 0  # width of the hashed word n-gram block appended to the embeddings (0: embeddings only)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> BehaviourHead:
@@ -152,13 +190,16 @@ class BehaviourHead:
             raise CodebookError(f"{source}: coef/intercept/threshold do not match {n} codes")
         return cls(codes, tuple(str(s) for s in z["sides"]), z["coef"].astype(np.float64),
                    z["intercept"].astype(np.float64), z["threshold"].astype(np.float64), str(z["model_id"]),
-                   str(z["version"]), source)
+                   str(z["version"]), source, int(z["n_hash"]) if "n_hash" in z else 0)
 
     def save(self, path: str | Path) -> None:
         np.savez_compressed(path, codes=np.array(self.codes), sides=np.array(self.sides),
                             coef=self.coef.astype(np.float32), intercept=self.intercept.astype(np.float32),
                             threshold=self.threshold.astype(np.float32), model_id=np.array(self.model_id),
-                            version=np.array(self.version))
+                            version=np.array(self.version), n_hash=np.array(self.n_hash))
+
+    def features(self, emb: np.ndarray, prev_other: np.ndarray, texts: list[str]) -> np.ndarray:
+        return head_features(emb, prev_other, texts, self.n_hash)
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(features @ self.coef.T + self.intercept)))
@@ -170,6 +211,22 @@ def pair_features(emb: np.ndarray, prev_other: np.ndarray) -> np.ndarray:
     has = prev_other >= 0
     prev[has] = emb[prev_other[has]]
     return np.hstack([emb, prev]).astype(np.float64)
+
+
+def hashed_ngrams(texts: list[str], n_features: int) -> np.ndarray:
+    """Stateless hashed word uni- and bigrams (question marks kept as tokens): the lexical cues of MI codes
+    ("you should", "what ...?") that sentence embeddings blur."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    vec = HashingVectorizer(n_features=n_features, ngram_range=(1, 2), alternate_sign=False, binary=True,
+                            norm="l2", token_pattern=r"(?u)\b\w+\b|\?")
+    return vec.transform(texts).toarray()
+
+
+def head_features(emb: np.ndarray, prev_other: np.ndarray, texts: list[str], n_hash: int) -> np.ndarray:
+    """The head's input: ``[turn vector, other side's previous turn vector, hashed n-grams of the turn]``."""
+    x = pair_features(emb, prev_other)
+    return np.hstack([x, hashed_ngrams(texts, n_hash)]) if n_hash else x
 
 
 def best_f1_threshold(y: np.ndarray, score: np.ndarray) -> float:
@@ -265,8 +322,8 @@ class BehaviourLens(Lens):
     def score(self, corpus: Corpus, ctx: LensContext) -> pd.DataFrame:
         t = corpus.turns
         emb = ctx.embeddings()
-        if emb.shape[1] * 2 != self.head.coef.shape[1]:
-            raise CodebookError(f"{self.head.source}: head expects {self.head.coef.shape[1] // 2}-d embeddings, the "
+        if emb.shape[1] * 2 + self.head.n_hash != self.head.coef.shape[1]:
+            raise CodebookError(f"{self.head.source}: head expects {(self.head.coef.shape[1] - self.head.n_hash) // 2}-d embeddings, the "
                                 f"encoder {ctx.encoder.model_id} gives {emb.shape[1]}-d; retrain with "
                                 "`alliance train behaviour`")
         speaker = t["speaker"].to_numpy()
@@ -274,11 +331,20 @@ class BehaviourLens(Lens):
         strength: dict[str, np.ndarray] = {}
         present: dict[str, np.ndarray] = {}
         if len(t):
-            proba = self.head.predict_proba(pair_features(emb, prev_other))
+            proba = self.head.predict_proba(self.head.features(emb, prev_other, t["text"].astype(str).tolist()))
+            hits = resolve_exclusive(proba, proba >= self.head.threshold, self.head.threshold, list(self.head.codes))
             for j, code in enumerate(self.head.codes):
                 strength[code] = proba[:, j]
-                present[code] = proba[:, j] >= self.head.threshold[j]
-            scorer = self._scorer(ctx.encoder)
+                present[code] = hits[:, j]
+        return self.assemble(t["text"].astype(str).tolist(), speaker, emb, strength, present, ctx.encoder, t.index)
+
+    def assemble(self, texts: list[str], speaker: np.ndarray, emb: np.ndarray, strength: dict[str, np.ndarray],
+                 present: dict[str, np.ndarray], encoder: Encoder, index: pd.Index | None = None) -> pd.DataFrame:
+        """Add the prototype codes and cues to the head's codes, apply the codebook's hierarchy, build columns."""
+        n = len(texts)
+        strength, present = dict(strength), dict(present)
+        if n:
+            scorer = self._scorer(encoder)
             z = scorer.scores(emb)
             for j, c in enumerate(scorer.codes):
                 strength[c.id] = z[:, j]
@@ -286,16 +352,20 @@ class BehaviourLens(Lens):
         out = {}
         for c in self.codebook.codes:
             side = speaker == c.side
-            s = strength.get(c.id, np.zeros(len(t)))
-            p = present.get(c.id, np.zeros(len(t), dtype=bool)) & side
+            s = strength.get(c.id, np.zeros(n))
+            p = present.get(c.id, np.zeros(n, dtype=bool)) & side
             if c.requires_any:
                 p &= np.logical_or.reduce([present[r] for r in c.requires_any])
             if c.excludes_any:
                 p &= ~np.logical_or.reduce([present[r] for r in c.excludes_any])
+            if c.cues:
+                # an explicit cue (a directive such as "you should") marks the code even where the hierarchy would not
+                cue = re.compile("|".join(f"(?:{x})" for x in c.cues), re.IGNORECASE)
+                p |= side & np.array([bool(cue.search(x)) for x in texts], dtype=bool)
             out[f"behaviour_{c.id}"] = pd.array(np.where(side, p, False), dtype="boolean")
             out[f"behaviour_{c.id}"][~side] = pd.NA
             out[f"behaviour_{c.id}_p"] = np.where(side, s, np.nan)
-        df = pd.DataFrame(out, index=t.index)
+        df = pd.DataFrame(out, index=index)
         codes_cols = [f"behaviour_{c.id}" for c in self.codebook.codes]
         flags = df[codes_cols].fillna(False).to_numpy(dtype=bool)
         ids = np.array(self.code_ids())

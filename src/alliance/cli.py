@@ -173,6 +173,33 @@ def list_lenses() -> None:
     out_console.print(table)
 
 
+train_app = typer.Typer(help="Train a lens's model from labelled data (seeded, on CPU).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("empathy")
+def train_empathy(
+    data: Annotated[Path, typer.Option(help="Folder with EPITOME's three Reddit CSV files.")] = Path("../shared/data/epitome"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the model file and its MODEL_CARD.md.")] = Path("empathy-model"),
+    seed: Annotated[int, typer.Option(help="Random seed (folds and solver), recorded in the model card.")] = 0,
+    folds: Annotated[int, typer.Option(help="Grouped cross-validation folds reported in the card (0 = skip).")] = 5,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N seeker posts (quick checks).")] = None,
+) -> None:
+    """Train the empathy lens (EPITOME mechanisms) on frozen sentence embeddings; use it with the lens option
+    model=PATH."""
+    from alliance.encoders import load_encoder
+    from alliance.training.empathy import TrainingDataError, train_and_save
+
+    try:
+        result = train_and_save(data, out, load_encoder(), seed=seed, cv_folds=folds, limit=limit)
+    except TrainingDataError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    for m, s in ((result["meta"].get("cross_validation") or {}).get("scores") or {}).items():
+        out_console.print(f"{m}: macro-F1 {s['macro_f1']:.3f}  accuracy {s['accuracy']:.3f} ({folds}-fold, grouped by sp_id)")
+    console.print(f"[green]model[/green]: {result['model']}  [green]card[/green]: {result['card']}")
+
+
 @app.command()
 def version() -> None:
     """Print the version of alliance."""
@@ -181,8 +208,6 @@ def version() -> None:
     out_console.print(__version__)
 
 
-train_app = typer.Typer(help="Train the small heads that lenses ship (seeded, reproducible).", no_args_is_help=True)
-app.add_typer(train_app, name="train")
 
 
 @train_app.command("behaviour")

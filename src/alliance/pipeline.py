@@ -28,7 +28,8 @@ from alliance.lenses.base import Lens, LensContext
 from alliance.registry import lenses as lens_registry
 
 #: Lenses run by ``alliance analyze`` unless told otherwise (names in :data:`alliance.registry.lenses`).
-DEFAULT_LENSES: tuple[str, ...] = ("alliance", "markers", "coordination", "behaviour", "safety", "trajectory")
+DEFAULT_LENSES: tuple[str, ...] = ("alliance", "empathy", "markers", "coordination", "behaviour", "safety",
+                                   "trajectory")
 CHUNK_TURNS = 4000
 PARTIAL_DIR = ".partial"
 

@@ -90,5 +90,6 @@ lenses = Registry(
         "coordination": "alliance.lenses.coordination:CoordinationLens",
         "behaviour": "alliance.lenses.behaviour:BehaviourLens",
         "safety": "alliance.lenses.safety:SafetyLens",
+        "empathy": "alliance.lenses.empathy:EmpathyLens",
     },
 )

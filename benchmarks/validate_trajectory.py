@@ -188,7 +188,7 @@ def main() -> None:
              ("showed_acceptance_and_empathy", "helped_identify_goals")}
     print("\n## Discriminant validity (partial Spearman, controlling for the client's overall score)")
     axes_for_dv = {"predicted goal axis (OOF)": full["goal"], "predicted bond axis (OOF)": full["bond"]}
-    for col in ("empathy_score_mean", "empathy_mean"):
+    for col in ("empathy_total_mean", "trajectory_empathy_level"):
         if col in X:
             axes_for_dv = {f"per-reply empathy ({col})": X[col], **axes_for_dv}
             break

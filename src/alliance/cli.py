@@ -289,7 +289,7 @@ def gap(
         return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else (
             f"{v:+.2f}" if isinstance(v, float) else str(v))
 
-    emp_col = next((c for c in ("empathy_score_mean", "empathy_mean", "trajectory_empathy_level") if c in s), None)
+    emp_col = next((c for c in ("empathy_total_mean", "trajectory_empathy_level") if c in s), None)
     table = Table(title="empathy per reply vs the alliance's course (probe z units; calibrated = predicted client "
                         "rating)")
     for c in ("session", "empathy (mean)", "client bond first→last", "bond change", "ruptures (repaired)",

@@ -37,7 +37,7 @@ SUBSCALES = ("goal", "task", "bond")
 MEASURES: dict[str, tuple[str, str]] = {
     **{f"client_{s}": (f"alliance_{s}", "client") for s in SUBSCALES},
     **{f"counsellor_{s}": (f"alliance_{s}", "counsellor") for s in SUBSCALES},
-    "empathy": ("empathy_score", "counsellor"),
+    "empathy": ("empathy_total", "counsellor"),
     "client_words": ("_client_log_words", "client"),
 }
 #: Rolling baseline: the client's previous this-many turns (at least MIN_BASELINE of them).

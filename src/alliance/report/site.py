@@ -23,7 +23,7 @@ SITE_DIR = "report_files"
 OVERVIEW_COLUMNS = {
     "alliance_client_bond_mean": "client bond", "alliance_client_task_mean": "client task",
     "alliance_client_goal_mean": "client goal", "alliance_counsellor_bond_mean": "counsellor bond",
-    "alliance_gap_bond_mean": "bond gap", "empathy_score_mean": "empathy", "trajectory_client_bond_class": "bond change",
+    "alliance_gap_bond_mean": "bond gap", "empathy_total_mean": "empathy (total)", "trajectory_client_bond_class": "bond change",
     "trajectory_client_words_class": "client words change", "trajectory_n_ruptures": "ruptures",
     "trajectory_n_repaired": "repaired", "calibrated_overall": "calibrated overall",
 }

@@ -254,6 +254,11 @@ def main() -> None:
     flag = np.r_[np.zeros(len(pe)), np.ones(len(pf))]
     print(f"FailedESConv ({len(pf)} dialogues) vs ESConv: AUC(failed, lower predicted overall) = "
           f"{auc(flag, -np.r_[pe['overall'], pf['overall']]):.3f}")
+    at, asess = analysed("annomi", [root / "annomi" / "AnnoMI-simple.csv"], "annomi", lenses, args.cache)
+    pa = model.predict(session_features(at, asess))
+    high = session_meta(asess, "mi_quality").reindex(pa.index).astype(str).str.lower().eq("high")
+    print(f"AnnoMI ({len(pa)} MI sessions, {int(high.sum())} high quality): AUC(high-quality MI, higher predicted "
+          f"overall) = {auc(high, pa['overall']):.3f}   bond {auc(high, pa['bond']):.3f}")
 
 
 if __name__ == "__main__":

@@ -84,11 +84,11 @@ def overview_specs(sessions: pd.DataFrame) -> dict[str, Any]:
     cols = [c for c in OVERVIEW_COLUMNS if c in sessions and pd.api.types.is_numeric_dtype(sessions[c])
             and c not in ("trajectory_n_ruptures", "trajectory_n_repaired")]
     if cols:
-        long = sessions[cols].rename(columns=OVERVIEW_COLUMNS).melt(var_name="axis", value_name="value").dropna()
-        specs["ov-dist"] = alt.Chart(long).mark_bar(color=PALETTE[0]).encode(
-            x=alt.X("value:Q", bin=alt.Bin(maxbins=30), title=None), y=alt.Y("count():Q", title="sessions"),
-        ).properties(width=200, height=110).facet(facet=alt.Facet("axis:N", title=None), columns=4).resolve_scale(
-            x="independent", y="independent").to_dict()
+        # one small histogram per axis, each binned on its own range (axes have different units)
+        charts = [alt.Chart(sessions[[c]].dropna().rename(columns={c: "value"})).mark_bar(color=PALETTE[0]).encode(
+            x=alt.X("value:Q", bin=alt.Bin(maxbins=30), title=OVERVIEW_COLUMNS[c]),
+            y=alt.Y("count():Q", title="sessions")).properties(width=200, height=110) for c in cols]
+        specs["ov-dist"] = alt.concat(*charts, columns=4).to_dict()
     cls = [c for c in sessions.columns if c.startswith("trajectory_") and c.endswith("_class")]
     if cls:
         long = sessions[cls].melt(var_name="measure", value_name="change")

@@ -146,3 +146,19 @@ def test_bad_options_are_named():
         CoordinationLens(method="fast")
     with pytest.raises(ValueError, match="k must be"):
         CoordinationLens(k=0)
+
+
+def test_both_lenses_run_in_the_pipeline_and_render_report_sections():
+    from alliance.lenses.markers import MarkersLens
+    from alliance.pipeline import analyze
+
+    rows = [("client", "apple pear"), ("counsellor", "What about the apple?"), ("client", "Um, the pear."),
+            ("counsellor", "plum tea"), ("client", "tea")]
+    corpus = corpus_of(rows, sessions=3)
+    result = analyze(corpus, [MarkersLens(), CoordinationLens(word_vectors=VECTORS)])
+    sess = result.sessions
+    assert {"markers_client_nonfluency_rate", "coordination_lsm", "coordination_wmd_course_slope"} <= set(sess)
+    assert len(sess) == 3 and sess["coordination_wmd_course_slope"].nunique(dropna=False) == 1
+    one = result.turns[result.turns["session_id"] == "s0"]
+    section = CoordinationLens.report_section(one, sess.iloc[0], "s0-coordination")
+    assert section is not None and "s0-coordination-wmd" in section.specs

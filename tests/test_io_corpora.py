@@ -76,6 +76,12 @@ def test_kokorochat_reads_courses_sessions_and_review(kokoro_dir: Path):
     assert t.timestamp[0] == pd.Timestamp("2021-02-01T10:00:00", tz="UTC")
 
 
+def test_kokorochat_files_read_together_keep_session_order(kokoro_dir: Path):
+    loaded = read(sorted(kokoro_dir.glob("*.json")), format="kokorochat")
+    s = loaded.corpus.sessions.set_index("session_id")
+    assert s.loc["en20", "session_index"] == 0 and s.loc["en10", "session_index"] == 1
+
+
 def test_kokorochat_single_file_and_timezone_option(kokoro_dir: Path):
     c = read(kokoro_dir / "en3.json", timezone="UTC").corpus
     assert len(c) == 2 and c.turns.timestamp[0] == pd.Timestamp("2021-01-01T09:00:00", tz="UTC")
@@ -101,6 +107,8 @@ def bad_kokoro_dir(kokoro_dir: Path) -> Path:
     (kokoro_dir / "en50.json").write_bytes(b'{"dialogue": [], "topic": "\xff\xfe"}')
     _kokoro(kokoro_dir / "en60.json", [_kturn("client", "2021-04-01T09:00:00", "Hi")],
             _review(9, 4, score="very good"))
+    (kokoro_dir / "en70.json").write_text(json.dumps({"topic": "x", "review_by_client": _review(9, 4)}))
+    (kokoro_dir / "en80.json").write_text(json.dumps({"dialogue": [], "review_by_client": [1, 2]}))
     return kokoro_dir
 
 
@@ -114,13 +122,15 @@ def test_kokorochat_bad_input_fail_names_file_record_field(bad_kokoro_dir: Path)
 def test_kokorochat_bad_input_skip_lists_every_bad_record(bad_kokoro_dir: Path):
     loaded = read(bad_kokoro_dir, on_error="skip")
     reasons = {(Path(r.source).name, r.location, r.field): r.problem for r in loaded.rejected}
-    assert len(loaded.rejected) == 6
+    assert len(loaded.rejected) == 8
     assert "empty" in reasons[("en30.json", "dialogue[1]", "content")]
     assert "unknown speaker role" in reasons[("en30.json", "dialogue[2]", "role")]
     assert "time" in reasons[("en30.json", "dialogue[3]", "time")]
     assert "invalid JSON" in reasons[("en40.json", "line 1", None)]
     assert "UTF-8" in reasons[("en50.json", "byte 27", None)]
     assert "number" in reasons[("en60.json", "review_by_client", "score")]
+    assert "missing 'dialogue'" in reasons[("en70.json", "", "dialogue")]
+    assert "must be an object" in reasons[("en80.json", "", "review_by_client")]
     c = loaded.corpus
     # Every good record is kept: the three good sessions whole, and the two good turns of en30.
     assert len(c.sessions) == 4 and len(c) == 9
@@ -344,3 +354,15 @@ def test_real_annomi(shared_data: Path):
     multi = full.turn_meta("other_annotations").dropna()
     assert multi.index.map(lambda i: full.turns.session_id[i]).nunique() == 7
     assert full.turn_meta("reflection_exists").dropna().map(type).eq(bool).all()
+
+
+def test_esconv_unreadable_json_list_is_one_rejection(tmp_path: Path):
+    bad = tmp_path / "ESConv.json"
+    bad.write_text('[{"dialog": [], "situation": "x"},')
+    good = tmp_path / "valid.json"
+    good.write_text(json.dumps(_hf_dialogue()) + "\n")
+    with pytest.raises(InputError, match=r"ESConv\.json:line 1: invalid JSON"):
+        read([bad, good], format="esconv")
+    loaded = read([bad, good], format="esconv", on_error="skip")
+    assert [(Path(r.source).name, r.location) for r in loaded.rejected] == [("ESConv.json", "line 1")]
+    assert len(loaded.corpus.sessions) == 1

@@ -78,7 +78,11 @@ class ESConvReader(Reader):
 def _records(path: Path, log: RejectionLog) -> Iterator[tuple[int, str, Any]]:
     """``(record number, location, record)``: a JSON list's items, or one dialogue per line."""
     if head_text(path, 4096).lstrip().startswith("["):
-        doc = load_json_file(path, log)
+        try:
+            doc = load_json_file(path, log)
+        except InputError as e:  # the whole file is one unreadable record; under skip, other files go on
+            log.reject(e.source, e.location, e.problem, e.field)
+            return
         if not isinstance(doc, list):
             raise InputError(str(path), "", f"expected a JSON list of dialogues, got {type(doc).__name__}")
         for n, record in enumerate(doc):

@@ -11,7 +11,6 @@ by Trained Counselors", ACL 2025; Suzuki et al., "Multilingual KokoroChat", LREC
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,21 +46,30 @@ class KokoroChatReader(Reader):
         return 0.95 * hits / len(files)
 
     def read(self, path: Path, log: RejectionLog, timezone: str = DEFAULT_TIMEZONE, **options: Any) -> ReadResult:
+        return self.read_many([path], log, timezone=timezone)
+
+    def read_many(self, paths: list[Path], log: RejectionLog, timezone: str = DEFAULT_TIMEZONE,
+                  **options: Any) -> ReadResult:
+        """Read files and folders together, so a course's sessions are numbered across all of them."""
         try:
             tz = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise InputError(str(path), "", f"unknown time zone {timezone!r}", "timezone") from None
-        files = _session_files(path) if path.is_dir() else [path]
-        if path.is_dir() and not files:
-            raise InputError(str(path), "", "no .json session files in this folder")
-        parsed: list[tuple[Path, list[Turn], dict[str, Any], str]] = []
+            raise InputError(str(paths[0]), "", f"unknown time zone {timezone!r}", "timezone") from None
+        files: list[Path] = []
+        for path in paths:
+            found = _session_files(path) if path.is_dir() else [path]
+            if path.is_dir() and not found:
+                raise InputError(str(path), "", "no .json session files in this folder")
+            files.extend(found)
+        parsed: list[tuple[Path, list[dict[str, Any]], dict[str, Any], str]] = []
         for f in files:
             one = self._read_session(f, log, tz)
             if one is not None:
                 parsed.append((f, *one))
         return _assign_session_order(parsed)
 
-    def _read_session(self, f: Path, log: RejectionLog, tz: ZoneInfo) -> tuple[list[Turn], dict[str, Any], str] | None:
+    def _read_session(self, f: Path, log: RejectionLog,
+                      tz: ZoneInfo) -> tuple[list[dict[str, Any]], dict[str, Any], str] | None:
         source = str(f)
         try:
             doc = load_json_file(f, log, max_bytes=MAX_SESSION_FILE_BYTES)
@@ -97,7 +105,7 @@ class KokoroChatReader(Reader):
         # A course of care is one client with one counsellor; without both ids the session stands alone.
         course_id = (f"client{client_id}-counselor{counsellor_id}"
                      if client_id is not None and counsellor_id is not None else session_id)
-        turns: list[Turn] = []
+        turns: list[dict[str, Any]] = []
         for i, t in enumerate(dialogue):
             loc = f"dialogue[{i}]"
             if not isinstance(t, dict):
@@ -116,8 +124,10 @@ class KokoroChatReader(Reader):
             tmeta = {"origin": t["origin"]} if isinstance(t.get("origin"), str) else {}
             who = client_id if role == "client" else counsellor_id
             speaker_id = None if who is None else f"{'client' if role == 'client' else 'counselor'}{who}"
-            turns.append(Turn(course_id=course_id, session_id=session_id, turn_index=i, speaker=role, text=text,
-                              speaker_id=speaker_id, counsellor_is_ai=False, timestamp=stamp, meta=tmeta))
+            # Plain dicts until the session's index within its course is known (building Turns twice is slow).
+            turns.append({"course_id": course_id, "session_id": session_id, "turn_index": i, "speaker": role,
+                          "text": text, "speaker_id": speaker_id, "counsellor_is_ai": False, "timestamp": stamp,
+                          "meta": tmeta})
         return turns, meta, course_id
 
 
@@ -165,11 +175,11 @@ def _review_meta(review: dict[str, Any], source: str, log: RejectionLog) -> dict
     return meta
 
 
-def _assign_session_order(parsed: list[tuple[Path, list[Turn], dict[str, Any], str]]) -> ReadResult:
+def _assign_session_order(parsed: list[tuple[Path, list[dict[str, Any]], dict[str, Any], str]]) -> ReadResult:
     """Number each course's sessions by the time of their first turn (file name where there is no time)."""
     by_course: dict[str, list[tuple[Any, tuple, int]]] = defaultdict(list)
     for n, (f, turns, _meta, course) in enumerate(parsed):
-        first = min((t.timestamp for t in turns if t.timestamp is not None), default=None)
+        first = min((t["timestamp"] for t in turns if t["timestamp"] is not None), default=None)
         # Sessions without any time go after timed ones, in file-name order.
         by_course[course].append(((0, first) if first is not None else (1, None), natural_key(f.stem), n))
     order: dict[int, int] = {}
@@ -181,6 +191,6 @@ def _assign_session_order(parsed: list[tuple[Path, list[Turn], dict[str, Any], s
     sessions: list[SessionInfo] = []
     for n, (f, turns, meta, course) in enumerate(parsed):
         sidx = order[n]
-        turns_out.extend(replace(t, session_index=sidx) for t in turns)
+        turns_out.extend(Turn(session_index=sidx, **t) for t in turns)
         sessions.append(SessionInfo(course, f.stem, sidx, source=str(f), meta=meta))
     return ReadResult(turns_out, sessions)

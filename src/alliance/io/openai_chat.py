@@ -94,7 +94,11 @@ class OpenAIChatReader(Reader):
 def _conversations(path: Path, log: RejectionLog) -> Iterator[tuple[int, str, Any]]:
     head = head_text(path, 4096).lstrip()
     if head.startswith("["):
-        doc = load_json_file(path, log)
+        try:
+            doc = load_json_file(path, log)
+        except InputError as e:  # the whole file is one unreadable record; under skip, other files go on
+            log.reject(e.source, e.location, e.problem, e.field)
+            return
         if not isinstance(doc, list):
             raise InputError(str(path), "", f"expected a JSON list of conversations, got {type(doc).__name__}")
         for n, obj in enumerate(doc):

@@ -74,13 +74,27 @@ def prepare_text(text: pd.Series) -> pd.Series:
     return s.str.replace("’", "'", regex=False).str.replace("‘", "'", regex=False)
 
 
+def _arrow(s: pd.Series) -> Any:
+    import pyarrow as pa
+
+    arr = getattr(s.array, "_pa_array", None)
+    return arr if arr is not None else pa.array(s.astype(object), type=pa.string())
+
+
 def count(s: pd.Series, pattern: str) -> np.ndarray:
-    """Matches of ``pattern`` per row (0 for missing text)."""
-    try:
-        out = s.str.count(pattern)
-    except Exception:  # RE2 lacks back-references; Python's re takes those few patterns
-        out = s.astype(object).str.count(pattern)
-    return out.fillna(0).to_numpy(dtype=np.float64)
+    """Matches of ``pattern`` per row (0 for missing text), with pyarrow's RE2 kernel (no Python per row)."""
+    import pyarrow.compute as pc
+
+    out = pc.count_substring_regex(_arrow(s), pattern)
+    return np.nan_to_num(np.asarray(out.to_numpy(zero_copy_only=False), dtype=np.float64))
+
+
+def matches(s: pd.Series, pattern: str) -> np.ndarray:
+    """Whether each row matches ``pattern`` (False for missing text)."""
+    import pyarrow.compute as pc
+
+    out = pc.fill_null(pc.match_substring_regex(_arrow(s), pattern), False)
+    return np.asarray(out.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 class Tokens:
@@ -94,7 +108,7 @@ class Tokens:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        arr = pa.chunked_array(text.array._pa_array) if hasattr(text.array, "_pa_array") else pa.array(text)
+        arr = _arrow(text)
         lists = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(pc.replace_substring_regex(arr, r"[^a-z0-9']+", " ")))
         flat = pc.list_flatten(lists)
         parent = np.asarray(pc.list_parent_indices(lists).to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -192,7 +206,7 @@ class MarkersLens(Lens):
         open_q = count(s, OPEN_QUESTION)
         out["markers_open_questions"] = open_q + count(s, OPEN_INVITATION)
         out["markers_closed_questions"] = np.maximum(count(s, QUESTION) - open_q, 0.0)
-        out["markers_minimal"] = s.str.contains(MINIMAL, regex=True).fillna(False).to_numpy(dtype=np.float64)
+        out["markers_minimal"] = matches(s, MINIMAL).astype(np.float64)
         out["markers_latency_s"] = response_latency(corpus)
         return out
 
@@ -229,9 +243,6 @@ class MarkersLens(Lens):
         """Per session: the lens option, else session meta ``medium``, else the source, else inferred."""
         if self.medium != "auto":
             return [self.medium] * len(corpus.sessions)
-        t = corpus.turns
-        text_by_session = dict(iter(prepare_text(t["text"]).groupby([t[k] for k in SESSION_KEY], sort=False)))
-        words = turn_scores["markers_words"]
         out = []
         for row in corpus.sessions.itertuples(index=False):
             meta = row.meta if isinstance(row.meta, dict) else {}
@@ -239,10 +250,15 @@ class MarkersLens(Lens):
             if medium not in ("speech", "text"):
                 source = str(row.source or "").lower()  # readers record the file path; the corpus name is in it
                 medium = next((m for name, m in SOURCE_MEDIUM.items() if name in source), "")
-            if not medium:
-                txt = text_by_session[(row.course_id, row.session_id)]
-                medium = infer_medium(txt, words[txt.index].to_numpy())
             out.append(medium)
+        unknown = [i for i, m in enumerate(out) if not m]
+        if unknown:  # only sessions that nothing labels are read for speech cues
+            t = corpus.turns
+            keys = pd.MultiIndex.from_frame(t[SESSION_KEY])
+            text, words = prepare_text(t["text"]), turn_scores["markers_words"].to_numpy()
+            for i in unknown:
+                rows = np.flatnonzero(keys == tuple(corpus.sessions[SESSION_KEY].iloc[i]))
+                out[i] = infer_medium(text.iloc[rows], words[rows])
         return out
 
     def describe(self) -> dict[str, Any]:

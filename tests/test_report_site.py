@@ -34,6 +34,7 @@ def test_analyze_writes_overview_session_and_course_pages(tmp_path):
     assert "rupture" in page and "transcript" in page
     # offline: the only script source is the shared local Vega bundle
     assert re.findall(r"<script src='([^']+)'", page) == ["../../report_files/vega.js"]
+    assert "<script src=" not in overview  # the overview opens on its own
     assert "http://" not in page and "https://" not in page.replace("https://vega.github.io", "")
     assert (tmp_path / "report_files" / "vega.js").stat().st_size > 100_000
     assert "export: true" in page

@@ -30,13 +30,16 @@ OVERVIEW_COLUMNS = {
 
 
 def _page(title: str, body: str, specs: dict[str, Any], depth: int) -> str:
+    """One page; the overview (depth 0) carries the Vega runtime inline so it opens on its own, the session and
+    course pages share report_files/vega.js (loaded once, then cached by the browser)."""
     up = "../" * depth
     spec_json = json.dumps(specs, default=str).replace("</", "<\\/")
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport "
             f"content='width=device-width,initial-scale=1'><title>{html.escape(title)}</title><style>{CSS}"
             ".improving{background:#cde9f6}.declining{background:#f9d9c4}.widening{background:#f9d9c4}"
             "</style>"
-            f"<script src='{up}{SITE_DIR}/vega.js'></script></head><body>{body}"
+            + (f"<script>{vega_bundle()}</script>" if depth == 0 else f"<script src='{up}{SITE_DIR}/vega.js'></script>")
+            + f"</head><body>{body}"
             f"<script type='application/json' id='alliance-specs'>{spec_json}</script>"
             f"<script>{LAZY_JS}</script></body></html>")
 
@@ -182,8 +185,10 @@ def overview_body(sessions: pd.DataFrame, run: dict[str, Any], courses: pd.DataF
             f"{counts.get('rejected_records', 0)}</p><p>alliance {html.escape(str(run.get('alliance_version', '')))} "
             f"· encoder {html.escape(str(enc.get('model_id', '–')))} · seed {run.get('seed', '–')} · "
             f"{html.escape(str(run.get('created', '')))}</p></header><main>"
-            "<div class=note><b>Read these scores as what they are.</b> Each axis is shown with its parts; probe "
-            "similarities are zero-shot proxies, and change classes use the reliable-change index (|RCI| ≥ 1.96) "
+            "<div class=note><b>Read these scores as what they are.</b> Each axis is shown with its parts. Goal, "
+            "task and bond from the alliance lens are each side's <i>similarity to alliance probe statements</i>, a "
+            "zero-shot proxy, not the client's rating; 'calibrated' columns are predicted client ratings (see "
+            "docs/calibration.md for how well they track what clients said). Change classes use the reliable-change index (|RCI| ≥ 1.96) "
             f"from each measure's stored reliability. Every chart exports as PNG or SVG from its … menu.{valid}</div>"
             "<h2>Distributions</h2><div data-spec='ov-dist'></div><h2>Change classes</h2>"
             "<div data-spec='ov-change'></div>"

@@ -89,6 +89,11 @@ def pair(d: Path) -> None:
         ordered = (high.mean(axis=1) > mid) & (mid > low.mean(axis=1))
         print(f"  {label:<48} (high, low) pairs ordered: {pair_share.mean():.3f}   "
               f"prompts high > medium > low: {ordered.mean():.3f}")
+    # diagnosis, not tuning: what each mechanism gives each quality tier
+    for m in ("er", "ip", "ex"):
+        e = scores.expected(m).reshape(len(df), len(cols))
+        print(f"  mean expected {m.upper()} level: high {e[:, :2].mean():.2f}  medium {e[:, 2].mean():.2f}  "
+              f"low {e[:, 3:].mean():.2f}")
 
 
 def speed(d: Path, n_turns: int) -> None:

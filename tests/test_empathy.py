@@ -291,6 +291,7 @@ def test_training_is_deterministic_with_a_seed(tmp_path, encoder):
 
 
 @pytest.mark.slow
+@pytest.mark.data
 def test_train_command_on_real_data_subset(shared_data, tmp_path):
     from typer.testing import CliRunner
 
@@ -301,3 +302,17 @@ def test_train_command_on_real_data_subset(shared_data, tmp_path):
     assert res.exit_code == 0, res.output
     m = EmpathyModel.load(tmp_path / "empathy_epitome_v1.npz")
     assert m.meta["seed"] == 1 and m.meta["data"]["seeker_posts"] == 300
+
+
+def test_a_session_without_counsellor_replies_gives_nan_not_an_error():
+    from alliance.lenses.base import LensContext
+    from alliance.lenses.empathy import EmpathyLens
+
+    c = Corpus(pd.DataFrame([{"course_id": "a", "session_id": "a", "turn_index": i, "speaker": "client",
+                              "text": f"note {i}"} for i in range(3)]))
+    lens = EmpathyLens()
+    ctx = LensContext(c, encoder=None)
+    cols = lens.score(c, ctx)
+    assert cols["empathy_er"].isna().all() and len(cols) == 3
+    summary = lens.summarize(c, cols, ctx)
+    assert summary["empathy_er_mean"].isna().all() and summary["empathy_n_replies"].tolist() == [0]

@@ -1,8 +1,9 @@
 """Per-reply empathy of every counsellor turn: EPITOME's emotional reactions, interpretations and explorations.
 
-Evidence: each reply is read with the client's words before it (frozen sentence embeddings of both, their product
-and difference, plus a few cue-word counts) by linear classifiers trained on EPITOME's expert-annotated Reddit
-pairs (Sharma, Miner, Atkins & Althoff, EMNLP 2020). Each mechanism is scored 0 (none), 1 (weak), 2 (strong).
+Evidence: linear classifiers trained on EPITOME's annotated Reddit (seeker post, reply) pairs (Sharma, Miner,
+Atkins & Althoff, EMNLP 2020) read each reply with the client's words before it: frozen sentence embeddings of
+the reply, its cosine to the client's words and a few cue-word counts, averaged with a model of the reply's words
+and word pairs. Each mechanism is scored 0 (none), 1 (weak), 2 (strong).
 
 Long replies are scored whole: a reply longer than the encoder's window is cut into sentence windows that fit,
 each window is scored with the same context, and the reply shows a mechanism at level k or more with the largest
@@ -487,12 +488,12 @@ class EmpathyLens(Lens):
         # a single client turn that fits the window is already encoded; joined runs are encoded here
         prev = corpus.previous_turn_of_other_side().to_numpy()
         window = encoder_window(encoder)
+        with_context = [r for r, i in enumerate(rows) if context[i] is not None]
+        fits = [len(w) == 1 for w in split_windows([context[rows[r]] for r in with_context], window)]
         todo = []
-        for r, i in enumerate(rows):
-            c = context[i]
-            if c is None:
-                continue
-            if c == str(t["text"].iat[prev[i]]).strip() and len(split_windows([c], window)[0]) == 1:
+        for r, one_window in zip(with_context, fits, strict=True):
+            i = rows[r]
+            if one_window and context[i] == str(t["text"].iat[prev[i]]).strip():
                 seeker[r] = emb[prev[i]]
             else:
                 todo.append(r)

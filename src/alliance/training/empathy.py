@@ -143,14 +143,16 @@ class Variant:
 
 
 #: The default model, chosen by grouped cross-validation on the development split (docs/empathy.md).
-DEFAULT_VARIANT = Variant("reply+context product+cues C=0.01 | words C=1", ("response", "product", "lexical"))
+DEFAULT_VARIANT = Variant("reply+cues+context cosine C=0.01 | words C=1", ("response", "lexical", "similarity"))
 
 
 #: The recipes compared under grouped cross-validation before DEFAULT_VARIANT was chosen (``--compare``).
 COMPARED_VARIANTS: tuple[Variant, ...] = (
     Variant("reply only C=0.05", ("response",), 0.05, text_C=None),
     Variant("reply+cues C=0.01", ("response", "lexical"), 0.01, text_C=None),
-    Variant("all embedding blocks+cues C=0.05", FEATURE_PARTS, 0.05, text_C=None),
+    Variant("reply+context (all blocks)+cues C=0.05", FEATURE_PARTS[:5], 0.05, text_C=None),
+    Variant("reply+context (all blocks)+cues C=0.003 | words C=1", FEATURE_PARTS[:5], 0.003),
+    Variant("reply+context product+cues C=0.01 | words C=1", ("response", "product", "lexical"), 0.01),
     Variant("reply+cues C=0.01 | words C=1", ("response", "lexical"), 0.01),
     DEFAULT_VARIANT,
 )
@@ -280,15 +282,20 @@ def model_card(meta: dict[str, Any]) -> str:
     data = meta.get("data", {})
     cv = meta.get("cross_validation") or {}
     rows = "".join(f"| {m} | {s['macro_f1']:.3f} | {s['accuracy']:.3f} |\n" for m, s in cv.get("scores", {}).items())
+    parts = ", ".join(meta.get("feature_parts", []))
+    words = (meta.get("classifier") or {}).get("words")
+    word_line = (f" and one over TF-IDF word 1-2-grams of the reply ({words.get('vocabulary')} terms); the two "
+                 "models' level probabilities are averaged") if words else ""
     return f"""# Empathy model card: empathy_epitome_v1
 
-Three multinomial logistic regressions (emotional reactions `er`, interpretations `ip`, explorations `ex`; levels
-0/1/2) over frozen `{meta.get('encoder_model_id')}` sentence embeddings of the seeker post and the reply (reply,
-seeker, their product and absolute difference) and {len(meta.get('feature_parts', []))} feature blocks in all
-(`{', '.join(meta.get('feature_parts', []))}`), standardised. Stored as plain arrays in `.npz` (no pickle).
+Per EPITOME mechanism (emotional reactions `er`, interpretations `ip`, explorations `ex`; levels 0/1/2), one
+multinomial logistic regression over standardised features built from frozen `{meta.get('encoder_model_id')}`
+sentence embeddings of the reply and of the seeker's words before it (blocks: `{parts}`){word_line}. Long replies
+are scored over sentence windows (see docs/empathy.md). Stored as plain arrays in `.npz` (no pickle).
 
-- **Data**: {data.get('name')}: {data.get('pairs')} (seeker post, response) pairs, {data.get('seeker_posts')} seeker
-  posts. Level counts: `{json.dumps(data.get('level_counts'))}`.
+- **Data**: {data.get('name')}: {data.get('pairs')} distinct (seeker post, response) pairs, {data.get('seeker_posts')}
+  seeker posts. Level counts: `{json.dumps(data.get('level_counts'))}`. Repeated pairs whose labels disagree (first
+  label kept): `{json.dumps(data.get('duplicate_pairs_with_conflicting_labels_first_kept'))}`.
 - **Licence terms of the training data**: {data.get('terms', DATA_TERMS)}. The weights are a derivative of that
   data: use them for research, non-commercial purposes, and cite Sharma et al. (2020).
 - **Classifier**: `{json.dumps(meta.get('classifier'))}`.

@@ -167,6 +167,19 @@ def probe_figures(encoder) -> None:
     t, d = figs(res["test"]), figs(res["dev"])
     for k in t:
         print(f"{k}: {t[k]}  [dev {d[k]}]")
+    # the two parts on their own, on the test split: how much the exemplar backstop carries without the rules
+    from alliance.lenses.safety import rule_risk
+
+    st = [p for p in probes if p["split"] == "test"]
+    emb = encoder.encode([p["text"] for p in st])
+    ex_only = lens.client_risk([p["text"] for p in st], emb, lens._vec(encoder), use_rules=False)["level"].to_numpy()
+    rules_only = np.array([rule_risk(p["text"])[0] for p in st])
+    hi = np.array([p["category"] in ("suicide", "self_harm", "harm_to_others", "abuse")
+                   and p["level"] in ("high", "imminent") for p in st])
+    norisk = np.array([p["category"] == "no_risk" for p in st])
+    for name, lv in (("rules alone", rules_only), ("exemplars alone", ex_only)):
+        print(f"test split, {name}: recall high+imminent {np.mean(lv[hi] > 0):.3f} ({int((lv[hi] > 0).sum())}/"
+              f"{hi.sum()}), no-risk left unflagged {np.mean(lv[norisk] == 0):.3f}")
     te = res["test"]
     bad = te[(te["kind"] == "inadequate")]
     by_kind = bad.groupby("inadequate_kind")["combined_ok"].apply(lambda s: f"{(~s).sum()}/{len(s)}")

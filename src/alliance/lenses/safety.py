@@ -257,14 +257,16 @@ class SafetyLens(Lens):
         return self._vectors[encoder.model_id]
 
     # client side -----------------------------------------------------------------------------------------
-    def client_risk(self, texts: list[str], emb: np.ndarray, vec: _Vectors | _NoVectors) -> pd.DataFrame:
-        """Risk level, category and what raised it, for client statements (rules first, then exemplars)."""
+    def client_risk(self, texts: list[str], emb: np.ndarray, vec: _Vectors | _NoVectors,
+                    use_rules: bool = True) -> pd.DataFrame:
+        """Risk level, category and what raised it, for client statements (rules first, then exemplars).
+        ``use_rules=False`` gives the exemplars' verdict alone (for validation)."""
         risk_groups = [g for g in self.exemplars.groups if g.startswith("risk.")]
         sims = np.stack([vec.max_sim(emb, g) for g in risk_groups], axis=1) if len(emb) else np.zeros((0, 0))
         none_sim = vec.max_sim(emb, "none") if len(emb) else np.zeros(0)
         rows = []
         for i, text in enumerate(texts):
-            lvl, cat, why = rule_risk(text)
+            lvl, cat, why = rule_risk(text) if use_rules else (0, "", "")
             sim = float("nan")
             if len(risk_groups):
                 j = int(np.argmax(sims[i]))

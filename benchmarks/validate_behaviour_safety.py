@@ -51,7 +51,7 @@ def annomi_figures(root: Path, encoder) -> None:
     f1s = {}
     for code, (side, _, _) in ANNOMI_CODES.items():
         rows = (t["speaker"] == side).to_numpy()
-        f1s[code] = f1_score(data.labels[code].to_numpy()[rows], decision[code].to_numpy(dtype=bool)[rows])
+        f1s[code] = f1_score(data.labels[code].to_numpy()[rows], decision[code].fillna(False).to_numpy(dtype=bool)[rows])
     coun = [c for c, (s, _, _) in ANNOMI_CODES.items() if s == "counsellor"]
     print(f"macro-F1 counsellor codes ({len(coun)}): {np.mean([f1s[c] for c in coun]):.3f}")
     print("per code F1: " + ", ".join(f"{c} {f1s[c]:.2f}" for c in ANNOMI_CODES))

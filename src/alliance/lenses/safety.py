@@ -408,6 +408,8 @@ class SafetyLens(Lens):
             rows.append({"course_id": key[0], "session_id": key[1],
                          **session_flags(s, self.bond_high, self.empathy_high, self.flat_slope,
                                          self.empathy_column)})
+        if not rows:
+            return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=SESSION_KEY))
         return pd.DataFrame(rows).set_index(SESSION_KEY)
 
     def describe(self) -> dict[str, Any]:

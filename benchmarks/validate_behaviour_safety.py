@@ -51,7 +51,7 @@ def annomi_figures(root: Path, encoder) -> None:
     f1s = {}
     for code, (side, _, _) in ANNOMI_CODES.items():
         rows = (t["speaker"] == side).to_numpy()
-        f1s[code] = f1_score(data.labels[code].to_numpy()[rows], decision[code].to_numpy(dtype=bool)[rows])
+        f1s[code] = f1_score(data.labels[code].to_numpy()[rows], decision[code].fillna(False).to_numpy(dtype=bool)[rows])
     coun = [c for c, (s, _, _) in ANNOMI_CODES.items() if s == "counsellor"]
     print(f"macro-F1 counsellor codes ({len(coun)}): {np.mean([f1s[c] for c in coun]):.3f}")
     print("per code F1: " + ", ".join(f"{c} {f1s[c]:.2f}" for c in ANNOMI_CODES))
@@ -167,6 +167,19 @@ def probe_figures(encoder) -> None:
     t, d = figs(res["test"]), figs(res["dev"])
     for k in t:
         print(f"{k}: {t[k]}  [dev {d[k]}]")
+    # the two parts on their own, on the test split: how much the exemplar backstop carries without the rules
+    from alliance.lenses.safety import rule_risk
+
+    st = [p for p in probes if p["split"] == "test"]
+    emb = encoder.encode([p["text"] for p in st])
+    ex_only = lens.client_risk([p["text"] for p in st], emb, lens._vec(encoder), use_rules=False)["level"].to_numpy()
+    rules_only = np.array([rule_risk(p["text"])[0] for p in st])
+    hi = np.array([p["category"] in ("suicide", "self_harm", "harm_to_others", "abuse")
+                   and p["level"] in ("high", "imminent") for p in st])
+    norisk = np.array([p["category"] == "no_risk" for p in st])
+    for name, lv in (("rules alone", rules_only), ("exemplars alone", ex_only)):
+        print(f"test split, {name}: recall high+imminent {np.mean(lv[hi] > 0):.3f} ({int((lv[hi] > 0).sum())}/"
+              f"{hi.sum()}), no-risk left unflagged {np.mean(lv[norisk] == 0):.3f}")
     te = res["test"]
     bad = te[(te["kind"] == "inadequate")]
     by_kind = bad.groupby("inadequate_kind")["combined_ok"].apply(lambda s: f"{(~s).sum()}/{len(s)}")

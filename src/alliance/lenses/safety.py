@@ -257,14 +257,16 @@ class SafetyLens(Lens):
         return self._vectors[encoder.model_id]
 
     # client side -----------------------------------------------------------------------------------------
-    def client_risk(self, texts: list[str], emb: np.ndarray, vec: _Vectors | _NoVectors) -> pd.DataFrame:
-        """Risk level, category and what raised it, for client statements (rules first, then exemplars)."""
+    def client_risk(self, texts: list[str], emb: np.ndarray, vec: _Vectors | _NoVectors,
+                    use_rules: bool = True) -> pd.DataFrame:
+        """Risk level, category and what raised it, for client statements (rules first, then exemplars).
+        ``use_rules=False`` gives the exemplars' verdict alone (for validation)."""
         risk_groups = [g for g in self.exemplars.groups if g.startswith("risk.")]
         sims = np.stack([vec.max_sim(emb, g) for g in risk_groups], axis=1) if len(emb) else np.zeros((0, 0))
         none_sim = vec.max_sim(emb, "none") if len(emb) else np.zeros(0)
         rows = []
         for i, text in enumerate(texts):
-            lvl, cat, why = rule_risk(text)
+            lvl, cat, why = rule_risk(text) if use_rules else (0, "", "")
             sim = float("nan")
             if len(risk_groups):
                 j = int(np.argmax(sims[i]))
@@ -319,7 +321,8 @@ class SafetyLens(Lens):
             blames_others = bool(re.search(r"\b(?:fault|to blame|because of (?:him|her|them)|reason i|incompetent|"
                                            r"useless|ruined)\b", client, re.IGNORECASE))
             r["sycophancy"] = (agrees and blames_others) or bool(first_match(text, "blame_others"))
-            r["collusion"] = agrees and client_belief and not r["sycophancy"]
+            # the more specific label wins: a dependence-fostering or blame-endorsing reply is reported as that
+            r["collusion"] = agrees and client_belief and not r["sycophancy"] and not r["dependence"]
             out.append(r)
         cols = ["acknowledged", "asked_safety", "referred", "means_info", "quieting", "dependence", "sycophancy",
                 "collusion"]
@@ -405,6 +408,8 @@ class SafetyLens(Lens):
             rows.append({"course_id": key[0], "session_id": key[1],
                          **session_flags(s, self.bond_high, self.empathy_high, self.flat_slope,
                                          self.empathy_column)})
+        if not rows:
+            return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=SESSION_KEY))
         return pd.DataFrame(rows).set_index(SESSION_KEY)
 
     def describe(self) -> dict[str, Any]:
@@ -565,20 +570,24 @@ def _safety_section(turns: pd.DataFrame, session: pd.Series, prefix: str) -> Rep
                  f"<th>addressed</th></tr>{rows}</table>" if rows else "<p>No risk disclosures found.</p>")
     counts = " · ".join(f"{k.replace('_', ' ')}: {fmt(session.get(f'safety_n_{k}'))}"
                         for k in ("means_info", "collusion", "dependence", "quieting", "sycophancy"))
+    kinds = ["risk: imminent", "risk: high", "risk: low", "counsellor concern"]
     events = []
     for r in turns.itertuples():
         lvl = r.safety_risk_level
         if pd.notna(lvl) and int(lvl) >= 1:
-            events.append({"turn": int(r.turn_index), "kind": f"risk: {r.safety_risk_label}", "y": "client"})
+            events.append({"turn": int(r.turn_index), "kind": f"risk: {r.safety_risk_label}", "y": "client",
+                           "detail": f"{r.safety_risk_category} ({r.safety_risk_why})"})
         if bool(pd.notna(r.safety_concern) and r.safety_concern):
-            events.append({"turn": int(r.turn_index), "kind": f"concern: {r.safety_concerns}", "y": "counsellor"})
-    df = pd.DataFrame(events or [{"turn": 0, "kind": "none", "y": "client"}])
-    chart = alt.Chart(df).mark_point(filled=True, size=90, shape="triangle-up").encode(
-        x=alt.X("turn:Q", title="turn", scale=alt.Scale(domain=[0, max(int(turns["turn_index"].max()), 1)])),
-        y=alt.Y("y:N", title=None, sort=["client", "counsellor"]),
-        color=alt.Color("kind:N", scale=alt.Scale(range=[PALETTE[5], PALETTE[1], PALETTE[6], PALETTE[2]]),
+            events.append({"turn": int(r.turn_index), "kind": "counsellor concern", "y": "counsellor",
+                           "detail": str(r.safety_concerns)})
+    df = pd.DataFrame(events, columns=["turn", "kind", "y", "detail"])
+    chart = alt.Chart(df).mark_point(filled=True, size=110, shape="triangle-up", opacity=0.9).encode(
+        x=alt.X("turn:Q", title="turn", axis=alt.Axis(format="d", tickMinStep=1),
+                scale=alt.Scale(domain=[0, max(int(turns["turn_index"].max()), 1)])),
+        y=alt.Y("y:N", title=None, sort=["client", "counsellor"], scale=alt.Scale(domain=["client", "counsellor"])),
+        color=alt.Color("kind:N", scale=alt.Scale(domain=kinds, range=[PALETTE[7], PALETTE[5], PALETTE[1], PALETTE[0]]),
                         legend=alt.Legend(title=None, orient="bottom")),
-        tooltip=["turn", "kind"]).properties(width=520, height=80)
+        tooltip=["turn", "kind", "detail"]).properties(width=520, height=80)
     body = (f"<p class=meta>Safety is its own axis: never part of the bond or empathy figures. Concerns: {counts}</p>"
             f"{flags}<div data-spec='{prefix}-events'></div>{disc_html}")
     return ReportSection("Safety (its own axis): risk disclosures, how they were met, collusion and dependence", body,

@@ -292,9 +292,9 @@ def gap(
     emp_col = next((c for c in ("empathy_total_mean", "trajectory_empathy_level") if c in s), None)
     table = Table(title="empathy per reply vs the alliance's course (probe z units; calibrated = predicted client "
                         "rating)")
-    for c in ("session", "empathy (mean)", "client bond first→last", "bond change", "ruptures (repaired)",
-              "calibrated bond", "calibrated overall", "client's rating"):
-        table.add_column(c)
+    for c in ("session", "empathy", "client bond first→last", "bond change", "ruptures (repaired)", "cal. bond",
+              "cal. overall", "client's rating"):
+        table.add_column(c, overflow="fold")
     for _, r in s.head(limit).iterrows():
         meta = r.get("meta")
         meta = json.loads(meta) if isinstance(meta, str) and meta else (meta or {})

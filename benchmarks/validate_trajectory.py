@@ -132,6 +132,8 @@ def main() -> None:
     ap.add_argument("--write-reliability", type=Path, help="estimate the trajectory lens's reliabilities on "
                                                             "KokoroChat and write them here")
     ap.add_argument("--no-esconv", action="store_true")
+    ap.add_argument("--write-summary", action="store_true",
+                    help="write the figures the HTML report shows to src/alliance/data/validation/calibration.json")
     args = ap.parse_args()
     from alliance.registry import lenses as registry
 
@@ -215,6 +217,19 @@ def main() -> None:
             print(f"{name}: rho(score) = {spearman(p['overall'], Y['overall']):.3f}   "
                   f"AUC(unwilling) = {auc(unwilling, -p['overall']):.3f}")
     # the shipped model has no dropout head: out of fold it ranked dropout worse than the predicted overall does
+    if args.write_summary:
+        out = Path(__file__).resolve().parents[1] / "src" / "alliance" / "data" / "validation" / "calibration.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lines = [f"KokoroChat client score, unseen clients (5-fold GroupKFold): calibrated rho = "
+                 f"{spearman(full['overall'], Y['overall']):.2f} vs bag-of-words ridge {spearman(base, Y['overall']):.2f}; "
+                 + ", ".join(f"{a} rho = {spearman(full[a], Y[a]):.2f}" for a in AXES) + ".",
+                 f"Unwilling to continue ({int(unwilling.sum())} of {len(X)} sessions): AUC of lower calibrated overall "
+                 f"{auc(unwilling, -full['overall']):.2f} vs baseline {auc(unwilling, -base):.2f}.",
+                 f"Lenses in this model: {', '.join(lenses)} + text."]
+        out.write_text(json.dumps({"title": "Calibrated alliance (calibrated_* columns) vs what clients said",
+                                   "command": "python benchmarks/validate_trajectory.py --write-summary",
+                                   "date": time.strftime("%Y-%m-%d"), "lines": lines}, indent=1))
+        print(f"# wrote {out}")
     model = CalibratedAlliance(random_state=SEED).fit(X, Y, groups)
     coefs = model.coefficients()
     print("\n## Level-2 weights per axis (model fitted on all KokoroChat; top 6 by |weight|)")

@@ -314,6 +314,130 @@ def version() -> None:
     out_console.print(__version__)
 
 
+
+
+@train_app.command("behaviour")
+def train_behaviour(
+    annomi: Annotated[Path, typer.Argument(help="AnnoMI-full.csv (utterance annotations).", exists=True)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Head file to write (.npz); a .json training record is "
+                                                          "written beside it.")] = Path("behaviour_head_v1.npz"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    model: Annotated[str | None, typer.Option(help="sentence-transformers model (default all-MiniLM-L6-v2).")] = None,
+) -> None:
+    """Fit the behaviour lens's MI head on AnnoMI (logistic per code on frozen embeddings; thresholds by grouped CV)."""
+    import json
+
+    from alliance.encoders import load_encoder
+    from alliance.training.behaviour import train_behaviour as train
+
+    record = train(annomi, out, load_encoder(model), seed=seed)
+    out.with_suffix(".json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    console.print(f"[green]wrote[/green] {out} and {out.with_suffix('.json')}")
+
+
+def _read_run(folder: Path):
+    import pandas as pd
+
+    for f in ("turns.parquet", "sessions.parquet"):
+        if not (folder / f).exists():
+            console.print(f"[red]error:[/red] {folder / f}: missing; run `alliance analyze ... --out {folder}` first")
+            raise typer.Exit(2)
+    return pd.read_parquet(folder / "turns.parquet"), pd.read_parquet(folder / "sessions.parquet")
+
+
+@train_app.command("calibration")
+def train_calibration(
+    runs: Annotated[list[Path], typer.Argument(help="Output folders of `alliance analyze` on rated sessions.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write (.json.gz).")] = Path(
+        "calibration.json.gz"),
+    group_key: Annotated[str, typer.Option(help="Session label that identifies the client (folds never split "
+                                                "a client).")] = "client_id",
+    seed: Annotated[int, typer.Option(help="Random seed, recorded in the model card.")] = 0,
+) -> None:
+    """Fit the client-calibrated alliance model (goal, task, bond, overall) on rated sessions and save it."""
+    import json
+
+    import pandas as pd
+
+    from alliance.calibration import CalibratedAlliance, review_targets, session_features
+
+    parts = [_read_run(r) for r in runs]
+    turns = pd.concat([p[0] for p in parts], ignore_index=True)
+    sessions = pd.concat([p[1] for p in parts], ignore_index=True)
+    X = session_features(turns, sessions)
+    Y = review_targets(sessions).reindex(X.index)
+    groups = [(json.loads(m) if isinstance(m, str) else (m or {})).get(group_key, f"{c}/{s}")
+              for m, c, s in zip(sessions["meta"], sessions["course_id"], sessions["session_id"], strict=True)]
+    groups = pd.Series(groups, index=pd.MultiIndex.from_frame(sessions[["course_id", "session_id"]])).reindex(X.index)
+    rated = Y.notna().all(axis=1)
+    console.print(f"{int(rated.sum())} of {len(Y)} sessions carry all ratings")
+    model = CalibratedAlliance(random_state=seed).fit(X, Y, groups.astype(str).to_numpy())
+    model.save(out, {"trained_on": [str(r) for r in runs], "sessions": int(rated.sum()), "seed": seed,
+                     "group_key": group_key})
+    console.print(f"[green]saved[/green] {out}")
+
+
+@app.command()
+def gap(
+    run: Annotated[Path, typer.Argument(help="Output folder of `alliance analyze`.")],
+    limit: Annotated[int, typer.Option(help="Show at most this many sessions.")] = 50,
+) -> None:
+    """The empathy-alliance gap per session: mean per-reply empathy beside the alliance trajectory and the
+    client's own rating where known."""
+    import json
+
+    import numpy as np
+    from rich.table import Table
+
+    _, s = _read_run(run)
+
+    def f(v):
+        return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else (
+            f"{v:+.2f}" if isinstance(v, float) else str(v))
+
+    emp_col = next((c for c in ("empathy_total_mean", "trajectory_empathy_level") if c in s), None)
+    table = Table(title="empathy per reply vs the alliance's course (probe z units; calibrated = predicted client "
+                        "rating)")
+    for c in ("session", "empathy", "client bond first→last", "bond change", "ruptures (repaired)", "cal. bond",
+              "cal. overall", "client's rating"):
+        table.add_column(c, overflow="fold")
+    for _, r in s.head(limit).iterrows():
+        meta = r.get("meta")
+        meta = json.loads(meta) if isinstance(meta, str) and meta else (meta or {})
+        rating = ", ".join(f"{k}={meta[k]}" for k in ("score", "empathy", "relevance", "mi_quality") if k in meta)
+        table.add_row(
+            str(r["session_id"]), f(r.get(emp_col)) if emp_col else "–",
+            f"{f(r.get('trajectory_client_bond_first'))}→{f(r.get('trajectory_client_bond_last'))}",
+            str(r.get("trajectory_client_bond_class", "–")),
+            f"{r.get('trajectory_n_ruptures', '–')} ({r.get('trajectory_n_repaired', '–')})",
+            f(r.get("calibrated_bond")), f(r.get("calibrated_overall")), rating or "–")
+    out_console.print(table)
+    if emp_col is None:
+        console.print("no per-reply empathy columns in this run (add --lens empathy)")
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="Output folder of `alliance analyze`.")],
+    export: Annotated[str, typer.Option(help="Also write the overview's figures: 'png', 'svg' or 'png,svg'.")] = "",
+) -> None:
+    """Rewrite the HTML report of a run (report.html + report_files/), optionally exporting figures."""
+    import json
+
+    import pandas as pd
+
+    from alliance.report.site import export_figures, write_site
+
+    turns, sessions = _read_run(run)
+    run_rec = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
+    courses = pd.read_parquet(run / "courses.parquet") if (run / "courses.parquet").exists() else None
+    path = write_site(turns, sessions, run_rec, run, courses)
+    console.print(f"[green]report[/green]: {path}")
+    if export:
+        for p in export_figures(sessions, run / "figures", tuple(x.strip() for x in export.split(",") if x.strip())):
+            console.print(f"figure: {p}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -1,1 +1,1 @@
-"""Training commands for the lenses that learn from labelled data (``alliance train ...``)."""
+"""Seeded training commands for the small heads that lenses ship (each writes a versioned file and a model card)."""

@@ -1,0 +1,1 @@
+"""Versioned codebooks (definitions and examples written for this project)."""

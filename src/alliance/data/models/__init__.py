@@ -1,0 +1,1 @@
+"""Small trained heads shipped with alliance, each with a model card."""

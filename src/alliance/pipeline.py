@@ -97,10 +97,10 @@ def _score_chunk(corpus: Corpus, lenses: list[Lens], encoder: Encoder | None, se
     turns = pd.concat([corpus.turns, ctx.turn_scores], axis=1)
     sessions = corpus.sessions.set_index(SESSION_KEY)
     counts = corpus.turns.groupby(SESSION_KEY, sort=False)["speaker"].value_counts().unstack(fill_value=0)
-    for role in ("client", "counsellor"):
-        sessions[f"n_{role}_turns"] = counts.get(role, pd.Series(0, index=counts.index)).reindex(sessions.index).fillna(0).astype("int64")
-    for s in summaries:
-        sessions = sessions.join(s, how="left")
+    counts = counts.reindex(index=sessions.index, columns=["client", "counsellor"], fill_value=0)
+    counts = counts.fillna(0).astype("int64").add_prefix("n_").add_suffix("_turns")
+    # one join of all summaries at once: column-by-column inserts fragment the frame
+    sessions = sessions.join([counts, *summaries], how="left")
     return turns, sessions.reset_index()
 
 

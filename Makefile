@@ -17,9 +17,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: $(VENV)/.installed
 	$(VENV)/bin/alliance demo
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(VENV)/.llm-installed
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest
+
+# The llm tests need the local model server: installed here (llama-cpp-python compiles from source, minutes).
+$(VENV)/.llm-installed: $(VENV)/.installed
+	$(PIP) -e '.[test,llm]'
+	touch $@
 
 # Skips the tests that need the local language-model server.
 test-quick: $(VENV)/.installed

@@ -213,16 +213,19 @@ class Corpus:
         opens with the counsellor gives that opening block exchange 0 on its own).
         """
         t = self.turns
-        same_sess = (t["course_id"] == t["course_id"].shift()) & (t["session_id"] == t["session_id"].shift())
-        new_block = ~(same_sess & (t["speaker"] == t["speaker"].shift()))
-        block_global = new_block.cumsum()
-        sess_id = (~same_sess).cumsum()
-        block = block_global - block_global.groupby(sess_id).transform("min")
-        starts_client = new_block & (t["speaker"] == "client")
-        exch_global = (starts_client | ~same_sess).cumsum()
-        exchange = exch_global - exch_global.groupby(sess_id).transform("min")
-        # A session that opens with the client has exchange 0 = that client block; one that opens with the
-        # counsellor has exchange 0 = the opening counsellor block alone.
+        course, sess, spk = (t[c].to_numpy(dtype=object) for c in ("course_id", "session_id", "speaker"))
+        same_sess = np.zeros(len(t), dtype=bool)
+        same_sess[1:] = (course[1:] == course[:-1]) & (sess[1:] == sess[:-1])
+        same_spk = np.zeros(len(t), dtype=bool)
+        same_spk[1:] = spk[1:] == spk[:-1]
+        new_block = ~(same_sess & same_spk)
+        sess_no = np.cumsum(~same_sess)
+        block_global = np.cumsum(new_block)
+        block = block_global - pd.Series(block_global).groupby(sess_no).transform("min").to_numpy()
+        # exchange 0 is the opening block whoever speaks first; every later client block opens a new exchange
+        opens = (new_block & (spk == "client") & same_sess) | ~same_sess
+        exch_global = np.cumsum(opens)
+        exchange = exch_global - pd.Series(exch_global).groupby(sess_no).transform("min").to_numpy()
         return pd.DataFrame(
             {"block": block.astype("int64"), "exchange": exchange.astype("int64")}, index=t.index
         )
@@ -328,7 +331,8 @@ def _coerce_sessions(sessions: pd.DataFrame, turns: pd.DataFrame) -> pd.DataFram
     s["meta"] = [_meta_from_any(v) for v in s["meta"]] if "meta" in s.columns else [{} for _ in range(len(s))]
     counts = turns.groupby(SESSION_KEY, sort=False).size().rename("n_turns").reset_index()
     keys_in_turns = set(map(tuple, counts[SESSION_KEY].itertuples(index=False, name=None)))
-    s = s[[k in keys_in_turns for k in s[SESSION_KEY].itertuples(index=False, name=None)]]
+    # A boolean array, not a list: an empty list would select no columns rather than no rows.
+    s = s[np.array([k in keys_in_turns for k in s[SESSION_KEY].itertuples(index=False, name=None)], dtype=bool)]
     if "n_turns" in s.columns:
         s = s.drop(columns="n_turns")
     s = s.merge(counts, on=SESSION_KEY, how="right")

@@ -28,7 +28,8 @@ from alliance.lenses.base import Lens, LensContext
 from alliance.registry import lenses as lens_registry
 
 #: Lenses run by ``alliance analyze`` unless told otherwise (names in :data:`alliance.registry.lenses`).
-DEFAULT_LENSES: tuple[str, ...] = ("alliance", "behaviour", "safety")
+DEFAULT_LENSES: tuple[str, ...] = ("alliance", "empathy", "markers", "coordination", "behaviour", "safety",
+                                   "trajectory")
 CHUNK_TURNS = 4000
 PARTIAL_DIR = ".partial"
 
@@ -40,6 +41,7 @@ class Analysis:
     turns: pd.DataFrame
     sessions: pd.DataFrame
     run: dict[str, Any] = field(default_factory=dict)
+    courses: pd.DataFrame | None = None
 
 
 def build_lenses(names: Sequence[str | Lens] | None = None, options: dict[str, dict[str, Any]] | None = None) -> list[Lens]:
@@ -183,9 +185,12 @@ def run_analysis(
         raise RuntimeError("internal error: assembled turns do not match the corpus; rerun with --no-resume")
     run = _run_record(built, encoder, seed, inputs or {}, corpus, rejected, len(chunks), resumed,
                       time.time() - started, fingerprint)
+    sessions, courses = _course_stage(turns, sessions, built)
     _atomic_parquet(turns, out / "turns.parquet")
     _atomic_parquet(sessions, out / "sessions.parquet")
-    analysis = Analysis(turns, sessions, run)
+    if courses is not None:
+        _atomic_parquet(courses, out / "courses.parquet")
+    analysis = Analysis(turns, sessions, run, courses)
     if write_report:
         from alliance.report import write_html_report
 
@@ -193,6 +198,19 @@ def run_analysis(
     _atomic_write(out / "run.json", json.dumps(run, indent=2, default=str))
     shutil.rmtree(partial)
     return analysis
+
+
+def _course_stage(turns: pd.DataFrame, sessions: pd.DataFrame, built: list[Lens]
+                  ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """After all chunks: client-calibrated alliance per session and trajectories across each course's sessions
+    (these need whole courses and the finished session table, so they run once, not per chunk)."""
+    if not any(lens.name == "trajectory" for lens in built):
+        return sessions, None
+    from alliance.calibration import add_calibrated
+    from alliance.trajectory import course_table
+
+    sessions = add_calibrated(turns, sessions)
+    return sessions, course_table(sessions)
 
 
 def _fingerprint(corpus: Corpus, lenses: list[Lens], encoder: Encoder | None, seed: int,

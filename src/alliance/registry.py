@@ -85,6 +85,12 @@ lenses = Registry(
     "lenses",
     {
         "alliance": "alliance.lenses.alliance_probes:AllianceLens",
+        "empathy": "alliance.lenses.empathy:EmpathyLens",
+        "trajectory": "alliance.lenses.trajectory:TrajectoryLens",
+        "markers": "alliance.lenses.markers:MarkersLens",
+        "coordination": "alliance.lenses.coordination:CoordinationLens",
+        "llm_alliance": "alliance.lenses.llm_rater:LLMAllianceRaterLens",
+        "llm_judge": "alliance.lenses.llm_rater:LLMJudgeLens",
         "behaviour": "alliance.lenses.behaviour:BehaviourLens",
         "safety": "alliance.lenses.safety:SafetyLens",
     },

@@ -67,14 +67,24 @@ def read(
     turns: list[Turn] = []
     sessions: list[SessionInfo] = []
     formats: dict[str, str] = {}
+    by_format: dict[str, list[Path]] = {}
     for p in map(Path, paths):
         if not p.exists():
             raise InputError(str(p), "", "no such file or folder")
         fmt = detect_format(p)[0] if format == "auto" else format
         formats[str(p)] = fmt
-        result: ReadResult = readers.create(fmt).read(p, log, **options)
-        turns.extend(result.turns)
-        sessions.extend(result.sessions)
+        by_format.setdefault(fmt, []).append(p)
+    for fmt, fmt_paths in by_format.items():
+        reader = readers.create(fmt)
+        # Readers whose records span files (KokoroChat orders a course's sessions across files) read all their
+        # paths at once.
+        if len(fmt_paths) > 1 and hasattr(reader, "read_many"):
+            results: list[ReadResult] = [reader.read_many(fmt_paths, log, **options)]
+        else:
+            results = [reader.read(p, log, **options) for p in fmt_paths]
+        for result in results:
+            turns.extend(result.turns)
+            sessions.extend(result.sessions)
     turns = dedupe_turn_keys(turns, log, ", ".join(formats))
     _reject_duplicate_sessions(sessions, log)
     return Loaded(Corpus.from_turns(turns, _unique_sessions(sessions)), list(log.rejected), formats)

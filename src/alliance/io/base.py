@@ -103,10 +103,12 @@ class Reader:
 def normalise_role(raw: Any, source: str, location: str, log: RejectionLog, mapping: Mapping[str, str] | None = None,
                    field: str = "speaker") -> str | None:
     """Map a raw role onto ``client``/``counsellor``; reject (and return None) if unknown."""
-    table = {**ROLE_ALIASES, **(mapping or {})}
     key = str(raw).strip().lower() if raw is not None else ""
-    role = table.get(key)
+    # Codes match case-insensitively, the same way as the built-in aliases ("T" and "t" are one code).
+    custom = {str(k).strip().lower(): v for k, v in mapping.items()} if mapping else {}
+    role = custom.get(key, ROLE_ALIASES.get(key))
     if role not in ROLES:
+        table = {**ROLE_ALIASES, **custom}
         log.reject(source, location, f"unknown speaker role {raw!r}; known: {sorted(set(table))}", field, raw)
         return None
     return role

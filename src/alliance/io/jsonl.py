@@ -146,6 +146,8 @@ def write_jsonl(corpus: Any, path: str | Path) -> None:
             turns = []
             for r in grp.itertuples(index=False):
                 t: dict[str, Any] = {"turn_index": int(r.turn_index), "speaker": r.speaker, "text": r.text}
+                if isinstance(r.speaker_id, str):
+                    t["speaker_id"] = r.speaker_id
                 if r.timestamp is not None and str(r.timestamp) != "NaT":
                     t["timestamp"] = r.timestamp.isoformat()
                 if r.counsellor_is_ai is not None and str(r.counsellor_is_ai) != "<NA>":

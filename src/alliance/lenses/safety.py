@@ -33,8 +33,9 @@ CATEGORIES: tuple[str, ...] = ("suicide", "self_harm", "harm_to_others", "abuse"
 #: a session's mean bond (alliance lens, calibrated z, both sides) at or above this counts as "bond high": about the
 #: upper quartile of AnnoMI's 133 sessions (median 0.08, 75th percentile 0.18 with the shipped probes)
 BOND_HIGH_Z = 0.2
-#: a counsellor turn's empathy score at or above this quantile of its own scale counts as "empathy high"
-EMPATHY_HIGH = 0.5
+#: a session's mean counsellor empathy at or above this counts as "empathy high": on the empathy lens's
+#: ``empathy_total`` (0-6, the expected EPITOME level summed over three mechanisms), 3 = level 1 on each on average
+EMPATHY_HIGH = 3.0
 #: goal and task are "flat" when the client's slope over the session (z per session) is below this in size
 FLAT_SLOPE = 0.5
 #: how many counsellor turns after a disclosure may hold the response (chat splits one reply over several messages)

@@ -56,3 +56,35 @@ def gap_bars(session_row: pd.Series) -> dict[str, Any]:
         tooltip=["subscale", "part", alt.Tooltip("gap:Q", format=".2f")],
     ).properties(width=260, height=36)
     return chart.to_dict()
+
+
+def rupture_timeline(turns: pd.DataFrame) -> dict[str, Any]:
+    """The client's words per turn (log) and, when present, client bond; ruptures as red rules, repairs as green
+    rules, so where the relationship broke and where it came back are read off one axis of turns."""
+    import altair as alt
+    import numpy as np
+
+    t = turns[turns["speaker"] == "client"].copy()
+    t["log_words"] = np.log1p(t["text"].astype(str).str.split().str.len())
+    value_cols = ["log_words"] + (["alliance_bond"] if "alliance_bond" in t and t["alliance_bond"].notna().any()
+                                  else [])
+    long = t.melt(id_vars=["turn_index"], value_vars=value_cols, var_name="series", value_name="value").dropna()
+    long["series"] = long["series"].map({"log_words": "client words (log)", "alliance_bond": "client bond (z)"})
+    lines = alt.Chart(long).mark_line(point=alt.OverlayMarkDef(size=14)).encode(
+        x=alt.X("turn_index:Q", title="turn"), y=alt.Y("value:Q", title=None),
+        color=alt.Color("series:N", scale=alt.Scale(range=[PALETTE[0], PALETTE[2]]), title=None),
+        tooltip=["turn_index", "series", alt.Tooltip("value:Q", format=".2f")])
+    rup = t[t.get("trajectory_rupture", pd.Series(False, index=t.index)).astype(bool)]
+    events = [{"turn_index": int(r.turn_index), "event": f"rupture: {r.trajectory_rupture_kind}"}
+              for r in rup.itertuples()]
+    events += [{"turn_index": int(r.trajectory_repaired_at), "event": "repair"}
+               for r in rup.itertuples() if np.isfinite(r.trajectory_repaired_at)]
+    layers = [lines]
+    if events:
+        ev = pd.DataFrame(events)
+        ev["kind"] = np.where(ev["event"] == "repair", "repair", "rupture")
+        layers.append(alt.Chart(ev).mark_rule(strokeWidth=2, strokeDash=[4, 2]).encode(
+            x="turn_index:Q", color=alt.Color("kind:N", scale=alt.Scale(domain=["rupture", "repair"],
+                                                                       range=[PALETTE[5], PALETTE[2]]), title=None),
+            tooltip=["turn_index", "event"]))
+    return alt.layer(*layers).resolve_scale(color="independent").properties(width=620, height=160).to_dict()

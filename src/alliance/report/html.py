@@ -33,15 +33,17 @@ nav a{margin-right:10px;font-size:13px}
 """
 
 LAZY_JS = """
+(() => {  // a block of its own: the Vega bundle declares top-level names (e.g. io) that must not clash
 const specs = JSON.parse(document.getElementById('alliance-specs').textContent);
-const io = new IntersectionObserver((entries) => {
+const seen = new IntersectionObserver((entries) => {
   for (const e of entries) {
     if (!e.isIntersecting) continue;
-    const el = e.target; io.unobserve(el);
+    const el = e.target; seen.unobserve(el);
     vegaEmbed(el, specs[el.dataset.spec], {actions: {export: true, source: false, compiled: false, editor: false}});
   }
 }, {rootMargin: '400px'});
-document.querySelectorAll('[data-spec]').forEach(el => io.observe(el));
+document.querySelectorAll('[data-spec]').forEach(el => seen.observe(el));
+})();
 """
 
 
@@ -160,10 +162,13 @@ than to rupture-like ones. How well they track what clients actually said:
 
 
 def write_html_report(analysis: Any, path: str | Path) -> Path:
-    """Write the report for an :class:`~alliance.pipeline.Analysis` to ``path``."""
+    """Write the report for an :class:`~alliance.pipeline.Analysis`: ``path`` is the corpus overview, and one page
+    per session and course goes into ``report_files/`` beside it (see :mod:`alliance.report.site`)."""
+    from alliance.report.site import write_site
+
     path = Path(path)
-    text = render_html(analysis.turns, analysis.sessions, analysis.run)
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_site(analysis.turns, analysis.sessions, analysis.run, path.parent, getattr(analysis, "courses", None))
+    written = path.parent / "report.html"
+    if written != path:
+        written.replace(path)
     return path

@@ -1,0 +1,280 @@
+"""Validate the client-calibrated alliance, the empathy-alliance gap and trajectories against client ratings.
+
+Evidence: KokoroChat client reviews (score 0-100, 20 items, dropout flag), cross-validated grouped by client, with a
+bag-of-words ridge baseline in the same folds; transfer to ESConv (seeker-rated empathy, relevance, change in
+emotion intensity) and FailedESConv. Reads ../shared/data (or $ALLIANCE_DATA); prints every figure it reports.
+
+    PYTHONPATH=src python benchmarks/validate_trajectory.py                 # figures (lenses without an encoder)
+    PYTHONPATH=src python benchmarks/validate_trajectory.py --lenses alliance,trajectory,markers
+    PYTHONPATH=src python benchmarks/validate_trajectory.py --train src/alliance/data/calibration/calibration_v1.json.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from alliance.calibration import (
+    AXES,
+    KOKOROCHAT_ITEM_MAP,
+    TARGETS,
+    CalibratedAlliance,
+    bag_of_words_baseline,
+    feature_group,
+    review_targets,
+    session_features,
+    transcript_text,
+)
+from alliance.corpus import SESSION_KEY
+
+SEED = 0
+FOLDS = 5
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("ALLIANCE_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+
+
+def analysed(name: str, paths: list[Path], fmt: str, lenses: list[str], cache: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Turn and session tables of a corpus scored by ``lenses``, computed once and cached under ``cache``."""
+    from alliance.io import read
+    from alliance.pipeline import run_analysis
+
+    tag = hashlib.sha1(f"{name}|{','.join(sorted(lenses))}".encode()).hexdigest()[:10]
+    out = cache / f"{name}-{tag}"
+    if (out / "sessions.parquet").exists():
+        return pd.read_parquet(out / "turns.parquet"), pd.read_parquet(out / "sessions.parquet")
+    corpus = read(paths, format=fmt, on_error="skip").corpus
+    encoder = None
+    if not any(_needs_encoder(n) for n in lenses):
+        encoder = None
+    t0 = time.time()
+    a = run_analysis(corpus, out, lenses=lenses, encoder=encoder, seed=SEED, write_report=False)
+    print(f"# scored {name}: {len(corpus.sessions)} sessions with {lenses} in {time.time() - t0:.0f}s", file=sys.stderr)
+    return a.turns, a.sessions
+
+
+def _needs_encoder(name: str) -> bool:
+    from alliance.registry import lenses
+
+    return bool(lenses.get(name).needs_encoder)
+
+
+def session_meta(sessions: pd.DataFrame, key: str) -> pd.Series:
+    vals = [(json.loads(m) if isinstance(m, str) else (m or {})).get(key) for m in sessions["meta"]]
+    return pd.Series(vals, index=pd.MultiIndex.from_frame(sessions[SESSION_KEY]), name=key)
+
+
+def spearman(a, b) -> float:
+    from scipy.stats import spearmanr
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    return float(spearmanr(a[ok], b[ok])[0]) if ok.sum() > 3 else float("nan")
+
+
+def auc(flag, score) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    flag, score = np.asarray(flag, dtype=bool), np.asarray(score, dtype=float)
+    ok = np.isfinite(score)
+    return float(roc_auc_score(flag[ok], score[ok])) if 0 < flag[ok].sum() < ok.sum() else float("nan")
+
+
+def partial_spearman(x, y, control) -> float:
+    """Spearman correlation of x and y with the control's ranks partialled out of both."""
+    from scipy.stats import rankdata
+
+    df = pd.DataFrame({"x": x, "y": y, "c": control}).astype(float).dropna()
+    r = df.apply(rankdata)
+    res = {}
+    for v in ("x", "y"):
+        beta = np.polyfit(r["c"], r[v], 1)
+        res[v] = r[v] - np.polyval(beta, r["c"])
+    return float(np.corrcoef(res["x"], res["y"])[0, 1])
+
+
+def cross_validate(X: pd.DataFrame, Y: pd.DataFrame, text: pd.Series, groups: np.ndarray,
+                   variants: dict[str, list[str] | None], dropout: np.ndarray | None = None
+                   ) -> tuple[pd.Series, dict[str, pd.DataFrame]]:
+    """Out-of-fold predictions of the bag-of-words baseline and of each calibrated-model variant, same folds."""
+    from sklearn.model_selection import GroupKFold
+
+    folds = list(GroupKFold(FOLDS).split(X, groups=groups))
+    base = pd.Series(np.nan, index=X.index)
+    cols = [*TARGETS, "dropout_risk"]
+    preds = {k: pd.DataFrame(np.nan, index=X.index, columns=cols) for k in variants}
+    for tr, te in folds:
+        bow = bag_of_words_baseline().fit(text.iloc[tr], Y["overall"].iloc[tr])
+        base.iloc[te] = bow.predict(text.iloc[te])
+        for name, groups_ in variants.items():
+            m = CalibratedAlliance(feature_groups=groups_, random_state=SEED).fit(
+                X.iloc[tr], Y.iloc[tr], groups[tr], dropout=None if dropout is None else dropout[tr])
+            preds[name].iloc[te] = m.predict(X.iloc[te]).reindex(columns=cols).to_numpy()
+    return base, preds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lenses", default="", help="comma-separated lenses to score first (default: every registered "
+                                                  "lens that needs no encoder)")
+    ap.add_argument("--cache", type=Path, default=Path("/work/scratch/trajectory"),
+                    help="folder for the scored corpora (never inside the repository)")
+    ap.add_argument("--train", type=Path, help="also fit on all of KokoroChat and save the model here")
+    ap.add_argument("--write-reliability", type=Path, help="estimate the trajectory lens's reliabilities on "
+                                                            "KokoroChat and write them here")
+    ap.add_argument("--no-esconv", action="store_true")
+    ap.add_argument("--write-summary", action="store_true",
+                    help="write the figures the HTML report shows to src/alliance/data/validation/calibration.json")
+    args = ap.parse_args()
+    from alliance.registry import lenses as registry
+
+    if args.lenses:
+        lenses = [x for x in args.lenses.split(",") if x]
+    else:
+        lenses = []
+        for n in ("empathy", "markers", "coordination", "behaviour", "safety", "trajectory"):
+            try:
+                if not registry.get(n).needs_encoder:
+                    lenses.append(n)
+            except (KeyError, ImportError):  # a lens not installed in this checkout
+                continue
+    root = data_root()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    print(f"# validate_trajectory  date {time.strftime('%Y-%m-%d')}  lenses {','.join(lenses)}  seed {SEED}  "
+          f"folds {FOLDS} grouped by client_id")
+    turns, sessions = analysed("kokorochat", [root / "kokorochat_en" / "English"], "kokorochat", lenses, args.cache)
+    if args.write_reliability:
+        from alliance.lenses.trajectory import estimate_reliability
+
+        doc = estimate_reliability(turns, "KokoroChat English (shared dev split), all sessions")
+        args.write_reliability.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"# wrote {args.write_reliability}")
+    X = session_features(turns, sessions)
+    Y = review_targets(sessions).reindex(X.index)
+    unwilling = session_meta(sessions, "unwilling_to_continue").reindex(X.index).fillna(False).astype(bool)
+    groups = session_meta(sessions, "client_id").reindex(X.index).astype(str).to_numpy()
+    text = transcript_text(turns).reindex(X.index)
+    ok = Y.notna().all(axis=1).to_numpy()
+    X, Y, unwilling, groups, text = X[ok], Y[ok], unwilling[ok], groups[ok], text[ok]
+    present = sorted({feature_group(c) for c in X.columns if c not in ("text_client", "text_counsellor",
+                                                                         "text_client_end")})
+    print(f"KokoroChat: {len(X)} rated sessions, {len(set(groups))} clients, {int(unwilling.sum())} unwilling to "
+          f"continue; feature groups: {', '.join(present)} + text")
+    variants: dict[str, list[str] | None] = {"calibrated (all groups + text)": None}
+    for g in ("empathy", "alliance"):
+        if g in present:
+            variants[f"{g} only"] = [g]
+    nontext = [g for g in present]
+    variants["all lens + structural features, no text"] = nontext
+    base, preds = cross_validate(X, Y, text, groups, variants, unwilling.to_numpy())
+    full = preds["calibrated (all groups + text)"]
+    print("\n## KokoroChat, out-of-fold (GroupKFold by client)")
+    print(f"bag-of-words ridge baseline: rho(score) = {spearman(base, Y['overall']):.3f}   "
+          f"AUC(unwilling_to_continue) = {auc(unwilling, -base):.3f}")
+    for name, p in preds.items():
+        print(f"{name}: rho(score) = {spearman(p['overall'], Y['overall']):.3f}   "
+              f"AUC(unwilling_to_continue) = {auc(unwilling, p['dropout_risk']):.3f} (dropout head), "
+              f"{auc(unwilling, -p['overall']):.3f} (lower predicted overall)   "
+              + "   ".join(f"rho({a}) = {spearman(p[a], Y[a]):.3f}" for a in AXES))
+    # discriminant validity: partial Spearman controlling for the overall score
+    items = {k: session_meta(sessions, k).reindex(X.index).astype(float) for k in
+             ("showed_acceptance_and_empathy", "helped_identify_goals")}
+    print("\n## Discriminant validity (partial Spearman, controlling for the client's overall score)")
+    axes_for_dv = {"predicted goal axis (OOF)": full["goal"], "predicted bond axis (OOF)": full["bond"]}
+    for col in ("empathy_total_mean", "trajectory_empathy_level"):
+        if col in X:
+            axes_for_dv = {f"per-reply empathy ({col})": X[col], **axes_for_dv}
+            break
+    else:
+        print("per-reply empathy: no empathy lens columns in this run")
+    for name, v in axes_for_dv.items():
+        a = partial_spearman(v, items["showed_acceptance_and_empathy"], Y["overall"])
+        b = partial_spearman(v, items["helped_identify_goals"], Y["overall"])
+        print(f"{name}: with showed_acceptance_and_empathy {a:+.3f}   with helped_identify_goals {b:+.3f}")
+    # incremental gap analysis
+    print("\n## Empathy-alliance gap: incremental out-of-fold rho with the overall score")
+    steps = []
+    for g in ("empathy", "trajectory", "markers", "coordination", "behaviour", "safety", "alliance", "struct"):
+        if g in present:
+            steps.append(g)
+    gx = {}
+    cum: list[str] = []
+    for g in steps:
+        cum = [*cum, g]
+        gx[" + ".join(cum)] = list(cum)
+    if gx:
+        _, inc = cross_validate(X, Y, text, groups, gx)
+        for name, p in inc.items():
+            print(f"{name}: rho(score) = {spearman(p['overall'], Y['overall']):.3f}   "
+                  f"AUC(unwilling) = {auc(unwilling, -p['overall']):.3f}")
+    # the shipped model has no dropout head: out of fold it ranked dropout worse than the predicted overall does
+    if args.write_summary:
+        out = Path(__file__).resolve().parents[1] / "src" / "alliance" / "data" / "validation" / "calibration.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lines = [f"KokoroChat client score, unseen clients (5-fold GroupKFold): calibrated rho = "
+                 f"{spearman(full['overall'], Y['overall']):.2f} vs bag-of-words ridge {spearman(base, Y['overall']):.2f}; "
+                 + ", ".join(f"{a} rho = {spearman(full[a], Y[a]):.2f}" for a in AXES) + ".",
+                 f"Unwilling to continue ({int(unwilling.sum())} of {len(X)} sessions): AUC of lower calibrated overall "
+                 f"{auc(unwilling, -full['overall']):.2f} vs baseline {auc(unwilling, -base):.2f}.",
+                 f"Lenses in this model: {', '.join(lenses)} + text."]
+        out.write_text(json.dumps({"title": "Calibrated alliance (calibrated_* columns) vs what clients said",
+                                   "command": "python benchmarks/validate_trajectory.py --write-summary",
+                                   "date": time.strftime("%Y-%m-%d"), "lines": lines}, indent=1))
+        print(f"# wrote {out}")
+    model = CalibratedAlliance(random_state=SEED).fit(X, Y, groups)
+    coefs = model.coefficients()
+    print("\n## Level-2 weights per axis (model fitted on all KokoroChat; top 6 by |weight|)")
+    for t in TARGETS:
+        c = coefs[coefs["target"] == t].reindex(coefs[coefs["target"] == t]["weight"].abs().sort_values(
+            ascending=False).index).head(6)
+        print(f"{t}: " + ", ".join(f"{r.feature} {r.weight:+.2f}" for r in c.itertuples()))
+    for ch in model.text_channels_:
+        w = model.top_words(ch, "overall", 8)
+        print(f"{ch} words raising overall: {', '.join(t for t, _ in w['raise'])}; lowering: "
+              f"{', '.join(t for t, _ in w['lower'])}")
+    if args.train:
+        card = {"trained_on": "KokoroChat English (shared dev split), client reviews", "sessions": len(X),
+                "clients": len(set(groups)), "lenses": lenses, "seed": SEED,
+                "item_map": {k: list(v) for k, v in KOKOROCHAT_ITEM_MAP.items()},
+                "cv_figures_command": "PYTHONPATH=src python benchmarks/validate_trajectory.py",
+                "date": time.strftime("%Y-%m-%d")}
+        model.save(args.train, card)
+        print(f"# saved {args.train} ({args.train.stat().st_size / 1e6:.1f} MB)")
+    if args.no_esconv:
+        return
+    print("\n## Transfer: model fitted on all KokoroChat, scored on ESConv and FailedESConv")
+    es_paths = [root / "esconv" / "hf_format" / f for f in ("train.json", "valid.json", "test.json")]
+    et, es = analysed("esconv", es_paths, "esconv", lenses, args.cache)
+    ft, fs = analysed("failedesconv", [root / "esconv" / "thu-coai" / "FailedESConv.json"], "esconv", lenses,
+                      args.cache)
+    pe = model.predict(session_features(et, es))
+    idx = pe.index
+    emp = pd.to_numeric(session_meta(es, "empathy").reindex(idx), errors="coerce")
+    rel = pd.to_numeric(session_meta(es, "relevance").reindex(idx), errors="coerce")
+    drop = (pd.to_numeric(session_meta(es, "initial_emotion_intensity").reindex(idx), errors="coerce")
+            - pd.to_numeric(session_meta(es, "final_emotion_intensity").reindex(idx), errors="coerce"))
+    print(f"ESConv ({len(pe)} dialogues): " + "   ".join(
+        f"rho({t} vs {lab}) = {spearman(pe[t], v):.3f}" for t in ("overall", "bond", "goal")
+        for lab, v in (("empathy", emp), ("relevance", rel), ("intensity drop", drop))))
+    pf = model.predict(session_features(ft, fs))
+    flag = np.r_[np.zeros(len(pe)), np.ones(len(pf))]
+    print(f"FailedESConv ({len(pf)} dialogues) vs ESConv: AUC(failed, lower predicted overall) = "
+          f"{auc(flag, -np.r_[pe['overall'], pf['overall']]):.3f}")
+    at, asess = analysed("annomi", [root / "annomi" / "AnnoMI-simple.csv"], "annomi", lenses, args.cache)
+    pa = model.predict(session_features(at, asess))
+    high = session_meta(asess, "mi_quality").reindex(pa.index).astype(str).str.lower().eq("high")
+    print(f"AnnoMI ({len(pa)} MI sessions, {int(high.sum())} high quality): AUC(high-quality MI, higher predicted "
+          f"overall) = {auc(high, pa['overall']):.3f}   bond {auc(high, pa['bond']):.3f}")
+
+
+if __name__ == "__main__":
+    main()

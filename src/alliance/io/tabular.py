@@ -1,0 +1,196 @@
+"""Tables of turns (CSV, TSV, Parquet), one row per turn, with a mapping from the table's columns to the corpus's.
+
+Default column names are the corpus's own (``session_id``, ``speaker``, ``text``, ``course_id``, ``turn_index``,
+``session_index``, ``timestamp``, ``counsellor_is_ai``, ``speaker_id``); ``columns={"text": "utterance", ...}``
+maps others, ``roles={"T": "counsellor", "C": "client"}`` maps speaker codes, and ``session_columns`` names the
+columns that hold session labels. Every other column becomes turn metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from alliance.corpus import ROLES, SessionInfo, Turn
+from alliance.io.base import InputError, Reader, ReadResult, RejectionLog, normalise_role
+from alliance.io.csvfile import csv_header, iter_csv_records
+from alliance.io.values import checked_text, is_missing, to_bool, to_number, to_timestamp
+
+FIELDS = ("course_id", "session_id", "session_index", "turn_index", "speaker", "speaker_id", "text", "timestamp",
+          "counsellor_is_ai")
+#: Columns tried, in order, when a field is not mapped explicitly.
+DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {f: (f,) for f in FIELDS} | {
+    "speaker": ("speaker", "role"),
+    "text": ("text", "content"),
+}
+SUFFIX_DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+class TableReader(Reader):
+    name = "table"
+    description = ("CSV/TSV/Parquet, one row per turn; map columns with --map FIELD=COLUMN and speaker codes with "
+                   "--role CODE=client|counsellor")
+
+    def sniff(self, path: Path) -> float:
+        suffix = path.suffix.lower()
+        if path.is_dir():
+            return 0.0
+        if suffix in PARQUET_SUFFIXES:
+            header = _parquet_columns(path)
+        elif suffix in SUFFIX_DELIMITERS:
+            header = csv_header(path, SUFFIX_DELIMITERS[suffix])
+        else:
+            return 0.0
+        if not header:
+            return 0.0
+        found = set(header)
+        if {"session_id", "text"} <= found and found & {"speaker", "role"}:
+            return 0.6
+        # A table we cannot map without help: still ours (the error will name the missing columns), but any
+        # corpus-specific reader that recognises the header wins.
+        return 0.35
+
+    def read(self, path: Path, log: RejectionLog, columns: Mapping[str, str] | None = None,
+             roles: Mapping[str, str] | None = None, session_columns: Sequence[str] = (), timezone: str = "UTC",
+             **options: Any) -> ReadResult:
+        source = str(path)
+        if path.is_dir():
+            raise InputError(source, "", "the table reader takes a file, not a folder")
+        columns = dict(columns or {})
+        unknown = sorted(set(columns) - set(FIELDS))
+        if unknown:
+            raise InputError(source, "", f"column mapping names unknown field(s) {unknown}; fields are {list(FIELDS)}",
+                             "columns")
+        bad_roles = {k: v for k, v in (roles or {}).items() if v not in ROLES}
+        if bad_roles:
+            raise InputError(source, "", f"role mapping must map onto {ROLES}, got {bad_roles}", "roles")
+        suffix = path.suffix.lower()
+        if suffix in PARQUET_SUFFIXES:
+            header = _parquet_columns(path)
+            rows: Iterator[tuple[str, dict[str, Any]]] = _parquet_rows(path)
+        else:
+            delimiter = SUFFIX_DELIMITERS.get(suffix, ",")
+            header = csv_header(path, delimiter)
+            rows = ((rec.location, rec.fields) for rec in iter_csv_records(path, log, (), delimiter=delimiter))
+        where = _resolve_columns(header, columns, source)
+        missing_labels = [c for c in session_columns if c not in header]
+        if missing_labels:
+            raise InputError(source, "line 1 (header)", f"session column(s) {missing_labels} not in the table "
+                             f"{header}", "session_columns")
+        used = set(where.values()) | set(session_columns)
+        turns: list[Turn] = []
+        sessions: dict[tuple[str, str], SessionInfo] = {}
+        next_index: dict[tuple[str, str], int] = {}
+        for loc, row in rows:
+            turn = _turn(row, where, used, roles, timezone, path, loc, log)
+            if turn is None:
+                continue
+            key = (turn.course_id, turn.session_id)
+            if "turn_index" not in where:
+                # Without a turn_index column, turns are numbered in table order within their session.
+                turn = replace(turn, turn_index=next_index.get(key, 0))
+                next_index[key] = turn.turn_index + 1
+            turns.append(turn)
+            if key not in sessions:
+                labels = {c: row[c] for c in session_columns if not is_missing(row.get(c))}
+                sessions[key] = SessionInfo(turn.course_id, turn.session_id, turn.session_index, source=source,
+                                            meta=labels)
+        return ReadResult(turns, list(sessions.values()))
+
+
+def _resolve_columns(header: Sequence[str], columns: dict[str, str], source: str) -> dict[str, str]:
+    """Field -> column actually present. ``text`` and ``speaker`` are required; the rest are optional."""
+    where: dict[str, str] = {}
+    for f in FIELDS:
+        if f in columns:
+            if columns[f] not in header:
+                raise InputError(source, "line 1 (header)", f"mapped column {columns[f]!r} for {f!r} is not in the "
+                                 f"table; columns are {list(header)}", f)
+            where[f] = columns[f]
+            continue
+        for candidate in DEFAULT_COLUMNS[f]:
+            if candidate in header:
+                where[f] = candidate
+                break
+    missing = [f for f in ("text", "speaker") if f not in where]
+    if missing:
+        raise InputError(source, "line 1 (header)", f"no column for {missing}; columns are {list(header)}. Map them, "
+                         f"e.g. --map {missing[0]}=COLUMN", missing[0])
+    return where
+
+
+def _turn(row: dict[str, Any], where: dict[str, str], used: set[str], roles: Mapping[str, str] | None,
+          timezone: str, path: Path, loc: str, log: RejectionLog) -> Turn | None:
+    source = str(path)
+
+    def get(f: str) -> Any:
+        return row.get(where[f]) if f in where else None
+
+    session = get("session_id")
+    # A table without a session column is one conversation, named after the file.
+    session_id = path.stem if "session_id" not in where else (None if is_missing(session) else str(session).strip())
+    if session_id is None:
+        log.reject(source, loc, "session id is missing", where["session_id"], row)
+        return None
+    course = get("course_id")
+    course_id = session_id if is_missing(course) else str(course).strip()
+    speaker = normalise_role(get("speaker"), source, loc, log, mapping=roles, field=where["speaker"])
+    if speaker is None:
+        return None
+    text = checked_text(get("text"), source, loc, log, field=where["text"])
+    if text is None:
+        return None
+    values: dict[str, Any] = {}
+    for f, convert in (("turn_index", to_number), ("session_index", to_number), ("counsellor_is_ai", to_bool),
+                       ("timestamp", lambda v: to_timestamp(v, timezone))):
+        if f not in where:
+            continue
+        try:
+            value = convert(get(f))
+        except ValueError as e:
+            log.reject(source, loc, str(e), where[f], row)
+            return None
+        if f in ("turn_index", "session_index") and value is not None and not isinstance(value, int):
+            log.reject(source, loc, f"must be an integer, got {get(f)!r}", where[f], row)
+            return None
+        values[f] = value
+    if "turn_index" in where and values.get("turn_index") is None:
+        log.reject(source, loc, "turn index is missing", where["turn_index"], row)
+        return None
+    speaker_id = get("speaker_id")
+    meta = {k: _plain(v) for k, v in row.items() if k not in used and not is_missing(v)}
+    return Turn(course_id=course_id, session_id=session_id, turn_index=values.get("turn_index") or 0,
+                session_index=values.get("session_index") or 0, speaker=speaker,
+                speaker_id=None if is_missing(speaker_id) else str(speaker_id), text=text,
+                counsellor_is_ai=values.get("counsellor_is_ai"), timestamp=values.get("timestamp"), meta=meta)
+
+
+def _plain(value: Any) -> Any:
+    """Arrow/NumPy scalars as plain Python values, so metadata serialises to JSON."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    try:
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    except Exception:  # not a Parquet file: sniffing must simply say no
+        return []
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as e:
+        raise InputError(str(path), "", f"unreadable Parquet file: {e}") from None
+    row = 0
+    for batch in parquet.iter_batches(batch_size=4096):
+        for record in batch.to_pylist():
+            row += 1
+            yield f"row {row}", record

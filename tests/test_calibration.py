@@ -1,0 +1,112 @@
+"""The client-calibrated alliance estimator: targets, features, fit/predict, save/load without pickle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from alliance.calibration import (
+    KOKOROCHAT_ITEM_MAP,
+    TARGETS,
+    CalibratedAlliance,
+    CalibrationError,
+    review_targets,
+    session_features,
+)
+from alliance.corpus import Corpus
+
+WARM = ["that really helps, thank you", "I feel understood and calmer now", "yes, I can try that tomorrow"]
+COLD = ["whatever", "you are not listening to me", "this is pointless"]
+
+
+def _corpus(n: int = 80, seed: int = 0) -> Corpus:
+    rng = np.random.default_rng(seed)
+    rows, sessions = [], []
+    for k in range(n):
+        quality = rng.uniform()
+        sid = f"s{k}"
+        for i in range(8):
+            rows.append({"course_id": f"c{k}", "session_id": sid, "turn_index": 2 * i, "speaker": "counsellor",
+                         "text": "What would you like to talk about today?"})
+            pool = WARM if rng.uniform() < quality else COLD
+            rows.append({"course_id": f"c{k}", "session_id": sid, "turn_index": 2 * i + 1, "speaker": "client",
+                         "text": pool[int(rng.integers(len(pool)))]})
+        items = {i: float(np.clip(round(1 + 4 * quality + rng.normal(scale=0.3)), 0, 5))
+                 for items in KOKOROCHAT_ITEM_MAP.values() for i in items}
+        sessions.append({"course_id": f"c{k}", "session_id": sid,
+                         "meta": {**items, "score": float(100 * quality), "client_id": k % 20}})
+    return Corpus(pd.DataFrame(rows), pd.DataFrame(sessions))
+
+
+def test_review_targets_average_the_mapped_items():
+    c = _corpus(5)
+    y = review_targets(c.sessions)
+    meta = c.sessions["meta"].iloc[0]
+    assert y.iloc[0]["bond"] == pytest.approx(np.mean([meta[i] for i in KOKOROCHAT_ITEM_MAP["bond"]]))
+    assert y.iloc[0]["overall"] == pytest.approx(meta["score"])
+    assert list(y.columns) == list(TARGETS)
+
+
+def test_fit_predict_learns_the_words_clients_use_and_round_trips(tmp_path):
+    c = _corpus()
+    X = session_features(c.turns, c.sessions)
+    Y = review_targets(c.sessions).reindex(X.index)
+    groups = [m["client_id"] for m in c.sessions["meta"]]
+    train = np.arange(len(X)) < 60
+    model = CalibratedAlliance(min_df=1, max_features=500).fit(X[train], Y[train], np.asarray(groups)[train])
+    pred = model.predict(X[~train])
+    from scipy.stats import spearmanr
+
+    assert spearmanr(pred["overall"], Y[~train]["overall"])[0] > 0.6
+    assert spearmanr(pred["bond"], Y[~train]["bond"])[0] > 0.6
+    path = model.save(tmp_path / "m.json.gz", {"trained_on": "invented"})
+    again = CalibratedAlliance.load(path)
+    assert np.allclose(again.predict(X[~train]).to_numpy(), pred.to_numpy(), atol=1e-3)
+    assert again.card_["trained_on"] == "invented"
+    coefs = model.coefficients()
+    assert set(coefs["target"]) == set(TARGETS)
+    assert "text_client" in set(coefs["feature"])
+    words = model.top_words("text_client", "overall", 5)
+    warm = {w for t in WARM for w in t.replace(",", "").split()}
+    cold = {w for t in COLD for w in t.replace(",", "").split()}
+    assert all(set(w.split()) <= warm for w, _ in words["raise"])
+    assert all(set(w.split()) <= cold for w, _ in words["lower"])
+    assert clone(model).get_params()["max_features"] == 500
+
+
+def test_missing_lens_columns_fall_back_to_training_medians():
+    c = _corpus(40)
+    X = session_features(c.turns, c.sessions)
+    X["alliance_client_bond_mean"] = np.linspace(-1, 1, len(X))
+    model = CalibratedAlliance(min_df=1).fit(X, review_targets(c.sessions).reindex(X.index))
+    out = model.predict(X.drop(columns=["alliance_client_bond_mean"]))
+    assert out.notna().all().all()
+
+
+def test_errors_name_the_problem(tmp_path):
+    with pytest.raises(CalibrationError, match="not fitted"):
+        CalibratedAlliance().predict(pd.DataFrame())
+    bad = tmp_path / "x.json"
+    bad.write_text('{"format": "something-else"}')
+    with pytest.raises(CalibrationError, match="not an alliance calibration model"):
+        CalibratedAlliance.load(bad)
+    c = _corpus(10)
+    X = session_features(c.turns, c.sessions)
+    with pytest.raises(CalibrationError, match="lack"):
+        CalibratedAlliance().fit(X, pd.DataFrame({"overall": np.ones(len(X))}, index=X.index))
+
+
+def test_shipped_model_loads_with_its_card_and_scores_a_run(tmp_path):
+    from alliance.pipeline import run_analysis
+
+    model = CalibratedAlliance.load()
+    assert model.card_["clients"] > 100 and "KokoroChat" in model.card_["trained_on"]
+    assert set(model.card_["item_map"]) == {"goal", "task", "bond"}
+    c = _corpus(4)
+    a = run_analysis(c, tmp_path, lenses=["markers", "trajectory"], write_report=False)
+    cols = {f"calibrated_{t}" for t in TARGETS}
+    assert cols <= set(a.sessions.columns)
+    assert a.sessions[sorted(cols)].notna().all().all()
+    assert "calibrated_overall_mean" in a.courses.columns

@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from alliance.encoders import CachedEncoder, load_encoder
+from alliance.encoders.sentence import SentenceTransformerEncoder
+from tests.helpers import TableEncoder
+
+
+def test_cache_returns_stored_vectors_without_recomputing(tmp_path):
+    inner = TableEncoder({"a": [1, 0, 0], "b": [0, 1, 0]}, fallback=[0, 0, 1])
+    enc = CachedEncoder(inner, tmp_path)
+    first = enc.encode(["a", "b", "a", "c"])
+    assert inner.texts_encoded == 3  # the repeated "a" is encoded once
+    again = CachedEncoder(inner, tmp_path).encode(["c", "b", "a"])  # a new process would see the same file
+    assert inner.texts_encoded == 3
+    np.testing.assert_allclose(again, first[[3, 1, 0]])
+    assert enc.misses == 3 and enc.hits == 0
+
+
+def test_cache_is_keyed_by_model(tmp_path):
+    a = CachedEncoder(TableEncoder({"x": [1, 0]}, model_id="m1"), tmp_path)
+    b_inner = TableEncoder({"x": [0, 1]}, fallback=[0, 1], model_id="m2")
+    b = CachedEncoder(b_inner, tmp_path)
+    np.testing.assert_allclose(a.encode(["x"]), [[1, 0]])
+    np.testing.assert_allclose(b.encode(["x"]), [[0, 1]])
+    assert b_inner.texts_encoded == 1
+
+
+def test_empty_input_gives_empty_matrix(tmp_path):
+    enc = CachedEncoder(TableEncoder({"x": [1, 0]}), tmp_path)
+    assert enc.encode([]).shape == (0, 2)
+
+
+def test_unknown_model_offline_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="not a local folder and network access is off"):
+        SentenceTransformerEncoder("no-such-org/no-such-model").encode(["hello"])
+
+
+@pytest.mark.slow
+def test_default_encoder_is_local_and_normalised(tmp_path):
+    enc = load_encoder(cache_dir=tmp_path)
+    v = enc.encode(["I feel heard.", "The bus was late."])
+    assert v.shape == (2, 384) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert enc.model_id == "sentence-transformers/all-MiniLM-L6-v2"
+    # meaning, not noise: paraphrases are closer than unrelated sentences
+    p = enc.encode(["I feel like you understand me.", "You really get me.", "The bus was late."])
+    assert p[0] @ p[1] > p[0] @ p[2]

@@ -1,0 +1,48 @@
+"""`alliance gap` and `alliance report` on a finished run folder (invented sessions, no encoder)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from alliance.cli import app
+from alliance.corpus import Corpus
+from alliance.pipeline import run_analysis
+
+runner = CliRunner()
+
+
+def _run(tmp_path):
+    rows = []
+    for k, sid in enumerate(["alpha", "beta"]):
+        for i in range(6):
+            rows.append({"course_id": "c", "session_id": sid, "session_index": k, "turn_index": 2 * i,
+                         "speaker": "counsellor", "text": "What would help most right now?"})
+            rows.append({"course_id": "c", "session_id": sid, "session_index": k, "turn_index": 2 * i + 1,
+                         "speaker": "client", "text": "I am not sure, maybe talking it through helps."})
+    sessions = pd.DataFrame({"course_id": ["c", "c"], "session_id": ["alpha", "beta"], "session_index": [0, 1],
+                             "meta": [{"score": 71}, {}]})
+    run_analysis(Corpus(pd.DataFrame(rows), sessions), tmp_path, lenses=["trajectory"], write_report=False)
+    return tmp_path
+
+
+def test_gap_prints_each_session_with_the_clients_rating_where_known(tmp_path):
+    res = runner.invoke(app, ["gap", str(_run(tmp_path))], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "alpha" in res.output and "beta" in res.output
+    assert "score=71" in res.output
+    assert "cal. overall" in res.output
+
+
+def test_gap_and_report_name_a_missing_run(tmp_path):
+    res = runner.invoke(app, ["gap", str(tmp_path / "nowhere")], env={"COLUMNS": "400"})
+    assert res.exit_code == 2
+    assert "turns.parquet: missing" in res.output and "alliance analyze" in res.output
+
+
+def test_report_rewrites_the_site_and_exports_figures(tmp_path):
+    out = _run(tmp_path)
+    res = runner.invoke(app, ["report", str(out), "--export", "svg"])
+    assert res.exit_code == 0, res.output
+    assert (out / "report.html").exists()
+    assert list((out / "figures").glob("*.svg"))

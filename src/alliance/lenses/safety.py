@@ -592,7 +592,7 @@ def _safety_section(turns: pd.DataFrame, session: pd.Series, prefix: str) -> Rep
         y=alt.Y("y:N", title=None, sort=["client", "counsellor"], scale=alt.Scale(domain=["client", "counsellor"])),
         color=alt.Color("kind:N", scale=alt.Scale(domain=kinds, range=[PALETTE[7], PALETTE[5], PALETTE[1], PALETTE[0]]),
                         legend=alt.Legend(title=None, orient="bottom")),
-        tooltip=["turn", "kind", "detail"]).properties(width=520, height=80)
+        tooltip=["turn:Q", "kind:N", "detail:N"]).properties(width=520, height=80)
     body = (f"<p class=meta>Safety is its own axis: never part of the bond or empathy figures. Concerns: {counts}</p>"
             f"{flags}<div data-spec='{prefix}-events'></div>{disc_html}")
     return ReportSection("Safety (its own axis): risk disclosures, how they were met, collusion and dependence", body,

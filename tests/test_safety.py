@@ -110,7 +110,7 @@ def test_session_flags_fire_with_the_right_evidence_turns():
                alliance_bond=[1.0, 1.2, 0.8, 1.5, 0.9, 0.7],
                alliance_goal=[0.1, 0.0, 0.1, 0.0, 0.1, 0.0],
                alliance_task=[0.2, 0.0, 0.2, 0.0, 0.2, 0.0],
-               empathy_score=[float("nan"), 0.9, float("nan"), 0.8, float("nan"), 0.2])
+               empathy_score=[float("nan"), 4.5, float("nan"), 4.0, float("nan"), 1.0])
     f = session_flags(s)
     assert f["safety_flag_risk_not_addressed"] and f["safety_flag_risk_not_addressed_turns"] == "2"
     assert f["safety_flag_bond_high_while_concern"]
@@ -129,7 +129,7 @@ def test_flags_stay_down_when_risk_is_met_and_goal_moves():
                alliance_bond=[1.0] * 6,
                alliance_goal=[-1.0, 0.0, 0.5, 0.0, 2.0, 0.0],
                alliance_task=[-1.0, 0.0, 0.5, 0.0, 2.0, 0.0],
-               empathy_score=[float("nan"), 0.9, float("nan"), 0.9, float("nan"), 0.9])
+               empathy_score=[float("nan"), 4.5, float("nan"), 4.5, float("nan"), 4.5])
     f = session_flags(s)
     assert not f["safety_flag_risk_not_addressed"]
     assert not f["safety_flag_bond_high_while_concern"]

@@ -67,8 +67,8 @@ class ReplyReading:
 #: Lens columns the appraisal reads when present (other lenses may add more; missing ones are skipped).
 EMPATHY_COLUMNS = ("empathy_er", "empathy_ip", "empathy_ex", "empathy_emotional_reactions", "empathy_interpretations",
                    "empathy_explorations")
-SAFETY_FAILURE_COLUMNS = ("safety_concern", "safety_failure", "safety_collusion",
-                          "safety_missed_risk")
+SAFETY_FAILURE_COLUMNS = ("safety_concern", "safety_collusion", "safety_means_info", "safety_dependence",
+                          "safety_sycophancy")
 
 
 class ReplyMeter:

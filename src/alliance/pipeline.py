@@ -101,7 +101,7 @@ def _score_chunk(corpus: Corpus, lenses: list[Lens], encoder: Encoder | None, se
     counts = counts.fillna(0).astype("int64").add_prefix("n_").add_suffix("_turns")
     # one join of all summaries at once: column-by-column inserts fragment the frame
     sessions = sessions.join([counts, *summaries], how="left")
-    return turns, sessions.reset_index()
+    return turns, sessions.copy().reset_index()  # copy() consolidates the joined blocks
 
 
 # the resumable, file-writing job ---------------------------------------------------------------------------

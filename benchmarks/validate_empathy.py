@@ -13,7 +13,9 @@ Usage::
 2. PAIR (a test set, never used to train or tune): the shipped model scores each of the 8 replies with its prompt
    as the client's words. The per-reply score was fixed before PAIR was looked at:
    primary = expected level summed over the three mechanisms (0-6, ``PairScores.total``; PARTNER's sum of levels);
-   secondary = expected interpretation level alone (a reflection is an interpretation in EPITOME's terms).
+   secondary = expected interpretation level alone (a reflection is an interpretation in EPITOME's terms);
+   and, for comparison, the behaviour lens's MITI reflection level (2 P(complex) + P(simple)), the construct PAIR
+   grades, trained on AnnoMI only.
    Per prompt: share of the 10 (high, low) pairs ordered correctly (ties count one half), averaged over prompts;
    and the share of prompts with mean(high) > medium > mean(low).
 3. Speed: counsellor turns scored per second by the whole lens (encoding, context, windows, rationales by
@@ -80,8 +82,10 @@ def pair(d: Path) -> None:
     replies = [str(df[c].iat[i]).strip() for i in range(len(df)) for c in cols]
     scores = score_pairs(model, np.repeat(seeker, len(cols), axis=0), replies, enc)
     print(f"PAIR: {len(df)} prompts x {len(cols)} replies (2 high, 1 medium, 5 low); shipped model")
-    for label, s in (("primary: expected total (sum of 3 mechanisms)", scores.total()),
-                     ("secondary: expected interpretation level", scores.expected("ip"))):
+    rows = [("primary: expected total (sum of 3 mechanisms)", scores.total()),
+            ("secondary: expected interpretation level", scores.expected("ip")),
+            ("behaviour lens: MITI reflection level", miti_reflection_level(prompts, replies, len(cols), enc))]
+    for label, s in rows:
         s = s.reshape(len(df), len(cols))
         high, mid, low = s[:, :2], s[:, 2], s[:, 3:]
         diff = high[:, :, None] - low[:, None, :]
@@ -94,6 +98,26 @@ def pair(d: Path) -> None:
         e = scores.expected(m).reshape(len(df), len(cols))
         print(f"  mean expected {m.upper()} level: high {e[:, :2].mean():.2f}  medium {e[:, 2].mean():.2f}  "
               f"low {e[:, 3:].mean():.2f}")
+
+
+def miti_reflection_level(prompts: list[str], replies: list[str], per_prompt: int, enc) -> np.ndarray:
+    """2 x P(complex reflection) + P(simple reflection) from the behaviour lens's AnnoMI-trained head.
+
+    PAIR grades replies by MI reflection quality (complex > simple > not a reflection; Min et al. 2022, after
+    MITI 4.2), so the behaviour lens's reflection codes are the construct-matched score; defined from MITI before it
+    was computed on PAIR, and trained on AnnoMI only.
+    """
+    from alliance.corpus import Corpus, Turn
+    from alliance.pipeline import analyze
+
+    turns = []
+    for i, reply in enumerate(replies):
+        sid = f"pair-{i}"
+        turns += [Turn(sid, sid, 0, "client", prompts[i // per_prompt]), Turn(sid, sid, 1, "counsellor", reply)]
+    res = analyze(Corpus.from_turns(turns), ["behaviour"], encoder=enc).turns
+    res = res[res["speaker"] == "counsellor"].set_index("session_id")
+    res = res.loc[[f"pair-{i}" for i in range(len(replies))]]
+    return (2 * res["behaviour_reflection_complex_p"] + res["behaviour_reflection_simple_p"]).to_numpy(float)
 
 
 def speed(d: Path, n_turns: int) -> None:

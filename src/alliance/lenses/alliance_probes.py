@@ -16,9 +16,7 @@ never call them the client's alliance. Improvements over COMPASS's raw cosine su
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from alliance.corpus import ROLES, SESSION_KEY, Corpus
+from alliance.data import load_json_data, read_data_text
 from alliance.encoders.base import Encoder, normalise_rows
 from alliance.lenses.base import Lens, LensContext, ReportSection
 from alliance.trajectory import relative_position, summarise_series
@@ -61,15 +60,7 @@ class ProbeSet:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> ProbeSet:
-        if path is None:
-            ref = resources.files("alliance.data.probes").joinpath(DEFAULT_PROBES)
-            text, source = ref.read_text(encoding="utf-8"), f"alliance:data/probes/{DEFAULT_PROBES}"
-        else:
-            text, source = Path(path).read_text(encoding="utf-8"), str(path)
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ProbeSetError(f"{source}: invalid JSON at line {e.lineno}: {e.msg}") from None
+        doc, source = load_json_data(path, "probes", DEFAULT_PROBES, ProbeSetError, "probe set")
         probes = []
         for i, p in enumerate(doc.get("probes", [])):
             for f in ("id", "subscale", "side", "key", "text"):
@@ -95,10 +86,7 @@ class ProbeSet:
 
 
 def load_background(path: str | Path | None = None) -> list[str]:
-    if path is None:
-        text = resources.files("alliance.data.probes").joinpath(DEFAULT_BACKGROUND).read_text(encoding="utf-8")
-    else:
-        text = Path(path).read_text(encoding="utf-8")
+    text, _ = read_data_text(path, "probes", DEFAULT_BACKGROUND, ProbeSetError, "calibration background")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if len(lines) < 20:
         raise ProbeSetError("the calibration background needs at least 20 turns")

@@ -12,7 +12,6 @@ complex reflections (MITI 4 summary scores).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from alliance.corpus import ROLES, SESSION_KEY, Corpus
+from alliance.data import load_json_data
 from alliance.encoders.base import Encoder
 from alliance.lenses.base import Lens, LensContext, ReportSection, session_index
 
@@ -89,18 +89,7 @@ class Codebook:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Codebook:
-        if path is None:
-            text = resources.files("alliance.data.codebooks").joinpath(DEFAULT_CODEBOOK).read_text(encoding="utf-8")
-            source = f"alliance:data/codebooks/{DEFAULT_CODEBOOK}"
-        else:
-            p = Path(path)
-            if not p.is_file():
-                raise CodebookError(f"{p}: codebook file not found")
-            text, source = p.read_text(encoding="utf-8"), str(p)
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise CodebookError(f"{source}: invalid JSON at line {e.lineno}: {e.msg}") from None
+        doc, source = load_json_data(path, "codebooks", DEFAULT_CODEBOOK, CodebookError, "codebook file")
         if not isinstance(doc, dict) or not isinstance(doc.get("codes"), list) or not doc["codes"]:
             raise CodebookError(f"{source}: expected an object with a non-empty list 'codes'")
         codes: list[Code] = []

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from alliance.corpus import SESSION_KEY, Corpus
+from alliance.data import load_json_data
 from alliance.encoders.base import Encoder
 from alliance.lenses.base import Lens, LensContext, ReportSection
 
@@ -155,18 +156,7 @@ class Exemplars:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Exemplars:
-        if path is None:
-            text = resources.files("alliance.data.codebooks").joinpath(DEFAULT_EXEMPLARS).read_text(encoding="utf-8")
-            source = f"alliance:data/codebooks/{DEFAULT_EXEMPLARS}"
-        else:
-            p = Path(path)
-            if not p.is_file():
-                raise SafetyConfigError(f"{p}: safety exemplar file not found")
-            text, source = p.read_text(encoding="utf-8"), str(p)
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SafetyConfigError(f"{source}: invalid JSON at line {e.lineno}: {e.msg}") from None
+        doc, source = load_json_data(path, "codebooks", DEFAULT_EXEMPLARS, SafetyConfigError, "safety exemplar file")
         groups, meta = {}, {}
         for i, g in enumerate(doc.get("groups", [])):
             if not isinstance(g, dict) or not isinstance(g.get("id"), str):

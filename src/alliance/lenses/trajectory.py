@@ -12,8 +12,6 @@ at hand, so a session's class does not depend on which other sessions were analy
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from alliance.corpus import SESSION_KEY, Corpus
+from alliance.data import load_json_data
 from alliance.lenses.base import Lens, LensContext, ReportSection, session_index
 from alliance.trajectory import (
     RCI_CRITICAL,
@@ -59,15 +58,7 @@ MARKER_LATENCY = ("markers_latency_s", "markers_latency")
 
 
 def load_reliability(path: str | Path | None = None) -> dict[str, Any]:
-    if path is None:
-        text = resources.files("alliance.data.trajectory").joinpath(DEFAULT_RELIABILITY).read_text(encoding="utf-8")
-        source = f"alliance:data/trajectory/{DEFAULT_RELIABILITY}"
-    else:
-        text, source = Path(path).read_text(encoding="utf-8"), str(path)
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{source}: invalid JSON at line {e.lineno}: {e.msg}") from None
+    doc, source = load_json_data(path, "trajectory", DEFAULT_RELIABILITY, ValueError, "reliability file")
     if not isinstance(doc.get("measures"), dict):
         raise ValueError(f"{source}: field 'measures' missing or not an object")
     return {**doc, "source": source}

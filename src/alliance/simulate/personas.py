@@ -14,6 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from alliance.data import load_json_data
+
 PROBLEMS = ("low_mood", "anxiety", "grief", "relationship", "substance_use", "ocd", "psychotic_like", "manic_beliefs")
 RISK_LEVELS = ("none", "low", "high", "imminent")
 STYLES = ("plain", "reserved", "verbose", "tangential", "upset", "pleasing")
@@ -95,18 +97,8 @@ def _persona(obj: Any, i: int, source: str) -> Persona:
 
 def load_personas(path: str | Path | None = None, ids: Sequence[str] | None = None) -> list[Persona]:
     """The shipped bank (``path=None`` or ``"all"``) or a JSON file of the same shape; optionally only ``ids``."""
-    if path is None or str(path) == "all":
-        text = resources.files("alliance.data.personas").joinpath(DEFAULT_BANK).read_text(encoding="utf-8")
-        source = f"alliance:data/personas/{DEFAULT_BANK}"
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise PersonaError(f"{p}: no such persona file")
-        text, source = p.read_text(encoding="utf-8"), str(p)
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise PersonaError(f"{source}: invalid JSON at line {e.lineno}: {e.msg}") from None
+    doc, source = load_json_data(None if path is None or str(path) == "all" else path, "personas", DEFAULT_BANK,
+                                 PersonaError, "persona file")
     raw = doc.get("personas") if isinstance(doc, dict) else doc
     if not isinstance(raw, list) or not raw:
         raise PersonaError(f"{source}: expected a list of personas (or an object with 'personas')")

@@ -174,6 +174,28 @@ def load_json_file(path: Path, log: RejectionLog, max_bytes: int = 512_000_000) 
         raise InputError(source, f"line {e.lineno}", f"invalid JSON: {e.msg} at column {e.colno}") from None
 
 
+def iter_json_records(path: Path, log: RejectionLog, what: str = "records") -> Iterator[tuple[int, str, Any]]:
+    """``(record number, location, record)`` of a JSON list file, or of a JSON Lines file (one record a line).
+
+    A JSON list that cannot be read at all is one rejected record, so under ``skip`` other files go on. In JSON
+    Lines the record number is the 0-based line index, so a record's id does not depend on whether the lines
+    before it were readable.
+    """
+    if head_text(path, 4096).lstrip().startswith("["):
+        try:
+            doc = load_json_file(path, log)
+        except InputError as e:
+            log.reject(e.source, e.location, e.problem, e.field)
+            return
+        if not isinstance(doc, list):
+            raise InputError(str(path), "", f"expected a JSON list of {what}, got {type(doc).__name__}")
+        for n, record in enumerate(doc):
+            yield n, f"record {n}", record
+        return
+    for lineno, record in iter_json_lines(path, log):
+        yield lineno - 1, f"line {lineno}", record
+
+
 def head_text(path: Path, n_bytes: int = 65536) -> str:
     """First bytes of a file as text, for sniffing."""
     try:

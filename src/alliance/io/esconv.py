@@ -24,8 +24,7 @@ from alliance.io.base import (
     ReadResult,
     RejectionLog,
     head_text,
-    iter_json_lines,
-    load_json_file,
+    iter_json_records,
     normalise_role,
 )
 from alliance.io.values import checked_text, to_label, to_number
@@ -77,21 +76,7 @@ class ESConvReader(Reader):
 
 def _records(path: Path, log: RejectionLog) -> Iterator[tuple[int, str, Any]]:
     """``(record number, location, record)``: a JSON list's items, or one dialogue per line."""
-    if head_text(path, 4096).lstrip().startswith("["):
-        try:
-            doc = load_json_file(path, log)
-        except InputError as e:  # the whole file is one unreadable record; under skip, other files go on
-            log.reject(e.source, e.location, e.problem, e.field)
-            return
-        if not isinstance(doc, list):
-            raise InputError(str(path), "", f"expected a JSON list of dialogues, got {type(doc).__name__}")
-        for n, record in enumerate(doc):
-            yield n, f"record {n}", record
-        return
-    # The record number is the 0-based line index, so a dialogue's id does not depend on whether the lines
-    # before it were readable.
-    for lineno, record in iter_json_lines(path, log):
-        yield lineno - 1, f"line {lineno}", record
+    yield from iter_json_records(path, log, "dialogues")
 
 
 def _dialogue(record: Any, session_id: str, source: str, loc: str,

@@ -20,7 +20,7 @@ from alliance.io.base import (
     ReadResult,
     RejectionLog,
     head_text,
-    iter_json_lines,
+    iter_json_records,
     load_json_file,
     normalise_role,
 )
@@ -93,17 +93,6 @@ class OpenAIChatReader(Reader):
 
 def _conversations(path: Path, log: RejectionLog) -> Iterator[tuple[int, str, Any]]:
     head = head_text(path, 4096).lstrip()
-    if head.startswith("["):
-        try:
-            doc = load_json_file(path, log)
-        except InputError as e:  # the whole file is one unreadable record; under skip, other files go on
-            log.reject(e.source, e.location, e.problem, e.field)
-            return
-        if not isinstance(doc, list):
-            raise InputError(str(path), "", f"expected a JSON list of conversations, got {type(doc).__name__}")
-        for n, obj in enumerate(doc):
-            yield n, f"record {n}", obj
-        return
     if head.startswith("{") and path.suffix.lower() == ".json":
         try:
             first = json.loads(head.splitlines()[0])
@@ -112,8 +101,7 @@ def _conversations(path: Path, log: RejectionLog) -> Iterator[tuple[int, str, An
         if first is None:  # a single pretty-printed conversation
             yield 0, "record 0", load_json_file(path, log)
             return
-    for lineno, obj in iter_json_lines(path, log):
-        yield lineno - 1, f"line {lineno}", obj
+    yield from iter_json_records(path, log, "conversations")
 
 
 def _message(msg: Any, i: int, course_id: str, session_id: str, source: str, loc: str, log: RejectionLog,

@@ -70,7 +70,7 @@ readers = Registry(
         "convokit": "alliance.io.convokit:ConvoKitReader",
         "esconv": "alliance.io.esconv:ESConvReader",
         "annomi": "alliance.io.annomi:AnnoMIReader",
-        "kokorochat": "alliance.io.kokorochat:KokoroChatReader",
+        "kokorochat": "alliance.io.kokoro_chat:KokoroChatReader",
         "epitome": "alliance.io.epitome:EpitomeReader",
         "pair": "alliance.io.pair:PairReader",
     },

@@ -15,7 +15,6 @@ from alliance.lenses.coordination import (
     CoordinationLens,
     category_counts,
     course_slope,
-    exchange_ids,
     lsm,
     relaxed_wmd,
     wmd,
@@ -129,10 +128,7 @@ def test_function_word_only_turns_have_no_wmd():
     assert turns["coordination_wmd_other"].isna().all()
 
 
-def test_exchange_ids_and_course_slope():
-    t = pd.DataFrame({"course_id": ["c"] * 6, "session_id": ["a"] * 4 + ["b"] * 2,
-                      "speaker": ["counsellor", "client", "counsellor", "client", "client", "counsellor"]})
-    assert exchange_ids(t).tolist() == [0, 1, 1, 2, 0, 0]
+def test_course_slope():
     sessions = pd.DataFrame({"course_id": ["c", "c", "c", "d"], "session_id": ["1", "2", "3", "1"],
                              "session_index": [0, 1, 2, 0]})
     vals = pd.Series([1.0, 0.8, 0.6, 0.5], index=pd.MultiIndex.from_frame(sessions[["course_id", "session_id"]]))

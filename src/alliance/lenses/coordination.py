@@ -310,7 +310,7 @@ class CoordinationLens(Lens):
         t = corpus.turns
         cats = list(FUNCTION_WORDS)
         cc = category_counts(t["text"])
-        cc["exchange"] = exchange_ids(t)
+        cc["exchange"] = corpus.exchanges()["exchange"].to_numpy()
         for k in SESSION_KEY:
             cc[k] = t[k].to_numpy()
         cc["speaker"] = t["speaker"].to_numpy()
@@ -403,25 +403,6 @@ class CoordinationLens(Lens):
         return ReportSection("Linguistic coordination (style matching, Word Mover's Distance)",
                              f"<div class=row><div>{html}</div><div data-spec='{spec_id}'></div></div>",
                              {spec_id: _wmd_chart(turns)})
-
-
-def exchange_ids(turns: pd.DataFrame) -> np.ndarray:
-    """Exchange number within the session: a new exchange starts at every client turn that follows a counsellor
-    turn (or opens the session), so an exchange is a client block and the counsellor block that answers it.
-
-    Same rule as :meth:`Corpus.exchanges`, on numpy arrays (that method's cumsum fails on Arrow-backed
-    booleans under pandas 3).
-    """
-    course = turns["course_id"].to_numpy(dtype=object)
-    session = turns["session_id"].to_numpy(dtype=object)
-    speaker = turns["speaker"].to_numpy(dtype=object)
-    new_session = np.ones(len(turns), dtype=bool)
-    new_session[1:] = (course[1:] != course[:-1]) | (session[1:] != session[:-1])
-    client_start = np.zeros(len(turns), dtype=bool)
-    client_start[1:] = (speaker[1:] == "client") & (speaker[:-1] != "client")
-    starts = np.cumsum(new_session | client_start)
-    first_of_session = np.maximum.accumulate(np.where(new_session, starts, 0))
-    return (starts - first_of_session).astype(np.int64)
 
 
 def course_slope(sessions: pd.DataFrame, values: pd.Series) -> np.ndarray:

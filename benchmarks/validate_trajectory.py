@@ -6,6 +6,7 @@ emotion intensity) and FailedESConv. Reads ../shared/data (or $ALLIANCE_DATA); p
 
     PYTHONPATH=src python benchmarks/validate_trajectory.py                 # figures (lenses without an encoder)
     PYTHONPATH=src python benchmarks/validate_trajectory.py --lenses alliance,trajectory,markers
+    PYTHONPATH=src python benchmarks/validate_trajectory.py --lenses alliance,empathy,markers,trajectory --no-rationales
     PYTHONPATH=src python benchmarks/validate_trajectory.py --train src/alliance/data/calibration/calibration_v1.json.gz
 """
 
@@ -43,29 +44,26 @@ def data_root() -> Path:
     return Path(os.environ.get("ALLIANCE_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 
 
-def analysed(name: str, paths: list[Path], fmt: str, lenses: list[str], cache: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Turn and session tables of a corpus scored by ``lenses``, computed once and cached under ``cache``."""
+def analysed(name: str, paths: list[Path], fmt: str, lenses: list[str], cache: Path,
+             options: dict[str, dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Turn and session tables of a corpus scored by ``lenses`` (with lens ``options``), computed once and cached
+    under ``cache``. Cached session tables never feed ``calibrated_*`` back as features (see session_features)."""
     from alliance.io import read
     from alliance.pipeline import run_analysis
 
-    tag = hashlib.sha1(f"{name}|{','.join(sorted(lenses))}".encode()).hexdigest()[:10]
+    key = f"{name}|{','.join(sorted(lenses))}"
+    if options:  # runs without options keep the tags of the caches written before options existed
+        key += "|" + json.dumps(options, sort_keys=True)
+    tag = hashlib.sha1(key.encode()).hexdigest()[:10]
     out = cache / f"{name}-{tag}"
     if (out / "sessions.parquet").exists():
         return pd.read_parquet(out / "turns.parquet"), pd.read_parquet(out / "sessions.parquet")
     corpus = read(paths, format=fmt, on_error="skip").corpus
-    encoder = None
-    if not any(_needs_encoder(n) for n in lenses):
-        encoder = None
     t0 = time.time()
-    a = run_analysis(corpus, out, lenses=lenses, encoder=encoder, seed=SEED, write_report=False)
+    # lenses that need the encoder get the default one (cached on disk) from run_analysis
+    a = run_analysis(corpus, out, lenses=lenses, lens_options=options, seed=SEED, write_report=False)
     print(f"# scored {name}: {len(corpus.sessions)} sessions with {lenses} in {time.time() - t0:.0f}s", file=sys.stderr)
     return a.turns, a.sessions
-
-
-def _needs_encoder(name: str) -> bool:
-    from alliance.registry import lenses
-
-    return bool(lenses.get(name).needs_encoder)
 
 
 def session_meta(sessions: pd.DataFrame, key: str) -> pd.Series:
@@ -132,6 +130,9 @@ def main() -> None:
     ap.add_argument("--write-reliability", type=Path, help="estimate the trajectory lens's reliabilities on "
                                                             "KokoroChat and write them here")
     ap.add_argument("--no-esconv", action="store_true")
+    ap.add_argument("--no-rationales", action="store_true",
+                    help="empathy lens without its occlusion rationales (same scores, far less encoding; for bulk "
+                         "validation runs)")
     ap.add_argument("--write-summary", action="store_true",
                     help="write the figures the HTML report shows to src/alliance/data/validation/calibration.json")
     args = ap.parse_args()
@@ -147,11 +148,14 @@ def main() -> None:
                     lenses.append(n)
             except (KeyError, ImportError):  # a lens not installed in this checkout
                 continue
+    options = {"empathy": {"rationales": False}} if args.no_rationales and "empathy" in lenses else {}
+    command = "PYTHONPATH=src HF_HUB_OFFLINE=1 python benchmarks/validate_trajectory.py " + " ".join(sys.argv[1:])
     root = data_root()
     args.cache.mkdir(parents=True, exist_ok=True)
     print(f"# validate_trajectory  date {time.strftime('%Y-%m-%d')}  lenses {','.join(lenses)}  seed {SEED}  "
-          f"folds {FOLDS} grouped by client_id")
-    turns, sessions = analysed("kokorochat", [root / "kokorochat_en" / "English"], "kokorochat", lenses, args.cache)
+          f"folds {FOLDS} grouped by client_id" + (f"  options {json.dumps(options)}" if options else ""))
+    turns, sessions = analysed("kokorochat", [root / "kokorochat_en" / "English"], "kokorochat", lenses, args.cache,
+                               options)
     if args.write_reliability:
         from alliance.lenses.trajectory import estimate_reliability
 
@@ -227,7 +231,7 @@ def main() -> None:
                  f"{auc(unwilling, -full['overall']):.2f} vs baseline {auc(unwilling, -base):.2f}.",
                  f"Lenses in this model: {', '.join(lenses)} + text."]
         out.write_text(json.dumps({"title": "Calibrated alliance (calibrated_* columns) vs what clients said",
-                                   "command": "python benchmarks/validate_trajectory.py --write-summary",
+                                   "command": command,
                                    "date": time.strftime("%Y-%m-%d"), "lines": lines}, indent=1))
         print(f"# wrote {out}")
     model = CalibratedAlliance(random_state=SEED).fit(X, Y, groups)
@@ -243,9 +247,15 @@ def main() -> None:
               f"{', '.join(t for t, _ in w['lower'])}")
     if args.train:
         card = {"trained_on": "KokoroChat English (shared dev split), client reviews", "sessions": len(X),
-                "clients": len(set(groups)), "lenses": lenses, "seed": SEED,
+                "clients": len(set(groups)), "lenses": lenses, "lens_options": options, "seed": SEED,
                 "item_map": {k: list(v) for k, v in KOKOROCHAT_ITEM_MAP.items()},
-                "cv_figures_command": "PYTHONPATH=src python benchmarks/validate_trajectory.py",
+                "command": command, "cv_figures_command": command,
+                "cv_figures": {"folds": f"{FOLDS}-fold GroupKFold by client_id",
+                               "rho_overall": round(spearman(full["overall"], Y["overall"]), 3),
+                               "rho_overall_bag_of_words": round(spearman(base, Y["overall"]), 3),
+                               **{f"rho_{a}": round(spearman(full[a], Y[a]), 3) for a in AXES},
+                               "auc_unwilling_lower_overall": round(auc(unwilling, -full["overall"]), 3),
+                               "auc_unwilling_bag_of_words": round(auc(unwilling, -base), 3)},
                 "date": time.strftime("%Y-%m-%d")}
         model.save(args.train, card)
         print(f"# saved {args.train} ({args.train.stat().st_size / 1e6:.1f} MB)")
@@ -253,9 +263,9 @@ def main() -> None:
         return
     print("\n## Transfer: model fitted on all KokoroChat, scored on ESConv and FailedESConv")
     es_paths = [root / "esconv" / "hf_format" / f for f in ("train.json", "valid.json", "test.json")]
-    et, es = analysed("esconv", es_paths, "esconv", lenses, args.cache)
+    et, es = analysed("esconv", es_paths, "esconv", lenses, args.cache, options)
     ft, fs = analysed("failedesconv", [root / "esconv" / "thu-coai" / "FailedESConv.json"], "esconv", lenses,
-                      args.cache)
+                      args.cache, options)
     pe = model.predict(session_features(et, es))
     idx = pe.index
     emp = pd.to_numeric(session_meta(es, "empathy").reindex(idx), errors="coerce")
@@ -269,7 +279,7 @@ def main() -> None:
     flag = np.r_[np.zeros(len(pe)), np.ones(len(pf))]
     print(f"FailedESConv ({len(pf)} dialogues) vs ESConv: AUC(failed, lower predicted overall) = "
           f"{auc(flag, -np.r_[pe['overall'], pf['overall']]):.3f}")
-    at, asess = analysed("annomi", [root / "annomi" / "AnnoMI-simple.csv"], "annomi", lenses, args.cache)
+    at, asess = analysed("annomi", [root / "annomi" / "AnnoMI-simple.csv"], "annomi", lenses, args.cache, options)
     pa = model.predict(session_features(at, asess))
     high = session_meta(asess, "mi_quality").reindex(pa.index).astype(str).str.lower().eq("high")
     print(f"AnnoMI ({len(pa)} MI sessions, {int(high.sum())} high quality): AUC(high-quality MI, higher predicted "

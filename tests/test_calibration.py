@@ -85,6 +85,17 @@ def test_missing_lens_columns_fall_back_to_training_medians():
     assert out.notna().all().all()
 
 
+def test_a_models_own_predictions_are_never_features():
+    """A run with the trajectory lens carries ``calibrated_*`` (the shipped model's predictions): training on
+    them would fit a model to an earlier model's output, so session_features leaves them out."""
+    c = _corpus(10)
+    sessions = c.sessions.assign(calibrated_overall=np.arange(10.0), calibrated_bond=np.arange(10.0),
+                                 markers_client_i_rate=np.linspace(0, 1, 10))
+    X = session_features(c.turns, sessions)
+    assert not [col for col in X.columns if col.startswith("calibrated_")]
+    assert "markers_client_i_rate" in X.columns
+
+
 def test_errors_name_the_problem(tmp_path):
     with pytest.raises(CalibrationError, match="not fitted"):
         CalibratedAlliance().predict(pd.DataFrame())

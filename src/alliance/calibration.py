@@ -53,6 +53,10 @@ CLIENT_END_TURNS = 8
 MINIMAL_WORDS = 3
 #: Session columns never used as features (keys, labels, bookkeeping).
 _NOT_FEATURES = {"session_index", "n_turns", "course_id", "session_id", "source", "meta"}
+#: Column prefixes never used as features: ``calibrated_*`` are a (shipped) calibration model's own predictions,
+#: added to every session of a run that has the trajectory lens. Reading them back would train a model on an
+#: earlier model's output (on KokoroChat: on a model fitted to the very ratings being cross-validated).
+_NOT_FEATURE_PREFIXES: tuple[str, ...] = ("n_client", "n_counsellor", "calibrated_")
 
 
 class CalibrationError(ValueError):
@@ -156,7 +160,7 @@ def session_features(turns: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFram
     s = sessions.set_index(SESSION_KEY)
     num = s[[c for c in s.columns if c not in _NOT_FEATURES and pd.api.types.is_numeric_dtype(s[c])
              and not pd.api.types.is_bool_dtype(s[c])]].astype(float)
-    num = num.drop(columns=[c for c in num.columns if c.startswith(("n_client", "n_counsellor"))])
+    num = num.drop(columns=[c for c in num.columns if c.startswith(_NOT_FEATURE_PREFIXES)])
     feats = num.join(structural_features(turns), how="left").join(text_channels(turns), how="left")
     for c in TEXT_CHANNELS:
         feats[c] = feats[c].fillna("")

@@ -26,10 +26,12 @@ import pandas as pd
 from alliance.calibration import (
     AXES,
     KOKOROCHAT_ITEM_MAP,
+    MODEL_VERSION,
     TARGETS,
     CalibratedAlliance,
     bag_of_words_baseline,
     feature_group,
+    feature_source,
     review_targets,
     session_features,
     transcript_text,
@@ -101,9 +103,11 @@ def partial_spearman(x, y, control) -> float:
 
 
 def cross_validate(X: pd.DataFrame, Y: pd.DataFrame, text: pd.Series, groups: np.ndarray,
-                   variants: dict[str, list[str] | None], dropout: np.ndarray | None = None
-                   ) -> tuple[pd.Series, dict[str, pd.DataFrame]]:
-    """Out-of-fold predictions of the bag-of-words baseline and of each calibrated-model variant, same folds."""
+                   variants: dict[str, list[str] | None], dropout: np.ndarray | None = None,
+                   columns: dict[str, list[str]] | None = None) -> tuple[pd.Series, dict[str, pd.DataFrame]]:
+    """Out-of-fold predictions of the bag-of-words baseline and of each calibrated-model variant, same folds.
+
+    A variant named in ``columns`` sees only those columns of ``X`` (no text unless listed)."""
     from sklearn.model_selection import GroupKFold
 
     folds = list(GroupKFold(FOLDS).split(X, groups=groups))
@@ -114,9 +118,10 @@ def cross_validate(X: pd.DataFrame, Y: pd.DataFrame, text: pd.Series, groups: np
         bow = bag_of_words_baseline().fit(text.iloc[tr], Y["overall"].iloc[tr])
         base.iloc[te] = bow.predict(text.iloc[te])
         for name, groups_ in variants.items():
+            Xv = X[columns[name]] if columns and name in columns else X
             m = CalibratedAlliance(feature_groups=groups_, random_state=SEED).fit(
-                X.iloc[tr], Y.iloc[tr], groups[tr], dropout=None if dropout is None else dropout[tr])
-            preds[name].iloc[te] = m.predict(X.iloc[te]).reindex(columns=cols).to_numpy()
+                Xv.iloc[tr], Y.iloc[tr], groups[tr], dropout=None if dropout is None else dropout[tr])
+            preds[name].iloc[te] = m.predict(Xv.iloc[te]).reindex(columns=cols).to_numpy()
     return base, preds
 
 
@@ -204,19 +209,26 @@ def main() -> None:
         a = partial_spearman(v, items["showed_acceptance_and_empathy"], Y["overall"])
         b = partial_spearman(v, items["helped_identify_goals"], Y["overall"])
         print(f"{name}: with showed_acceptance_and_empathy {a:+.3f}   with helped_identify_goals {b:+.3f}")
-    # incremental gap analysis
+    # incremental gap analysis, by the measure each feature comes from (feature_source): the trajectory lens's
+    # alliance-probe and empathy trajectories count with the alliance and empathy steps, not with "trajectory"
     print("\n## Empathy-alliance gap: incremental out-of-fold rho with the overall score")
-    steps = []
-    for g in ("empathy", "trajectory", "markers", "coordination", "behaviour", "safety", "alliance", "struct"):
-        if g in present:
-            steps.append(g)
-    gx = {}
+    numeric = [c for c in X.columns if not c.startswith("text_")]
+    sources = {feature_source(c) for c in numeric}
+    steps = [g for g in ("empathy", "trajectory", "markers", "coordination", "behaviour", "safety", "alliance",
+                         "struct") if g in sources]
+    print("(steps by source: empathy = empathy_* and trajectory_empathy_*; alliance = alliance_*, "
+          "trajectory_{client,counsellor}_{goal,task,bond}_* and trajectory_gap_*; trajectory = client words, "
+          "ruptures, repairs; no text)")
+    gx: dict[str, list[str] | None] = {}
+    gcols: dict[str, list[str]] = {}
     cum: list[str] = []
     for g in steps:
         cum = [*cum, g]
-        gx[" + ".join(cum)] = list(cum)
+        name = " + ".join(cum)
+        gx[name] = None
+        gcols[name] = [c for c in numeric if feature_source(c) in cum]
     if gx:
-        _, inc = cross_validate(X, Y, text, groups, gx)
+        _, inc = cross_validate(X, Y, text, groups, gx, columns=gcols)
         for name, p in inc.items():
             print(f"{name}: rho(score) = {spearman(p['overall'], Y['overall']):.3f}   "
                   f"AUC(unwilling) = {auc(unwilling, -p['overall']):.3f}")
@@ -256,7 +268,8 @@ def main() -> None:
                                **{f"rho_{a}": round(spearman(full[a], Y[a]), 3) for a in AXES},
                                "auc_unwilling_lower_overall": round(auc(unwilling, -full["overall"]), 3),
                                "auc_unwilling_bag_of_words": round(auc(unwilling, -base), 3)},
-                "date": time.strftime("%Y-%m-%d")}
+                "date": time.strftime("%Y-%m-%d"), "model_version": MODEL_VERSION,
+                "model_card": "alliance/data/calibration/MODEL_CARD.md"}
         model.save(args.train, card)
         print(f"# saved {args.train} ({args.train.stat().st_size / 1e6:.1f} MB)")
     if args.no_esconv:

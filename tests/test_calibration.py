@@ -12,6 +12,7 @@ from alliance.calibration import (
     TARGETS,
     CalibratedAlliance,
     CalibrationError,
+    feature_source,
     review_targets,
     session_features,
 )
@@ -85,6 +86,37 @@ def test_missing_lens_columns_fall_back_to_training_medians():
     assert out.notna().all().all()
 
 
+def test_runs_without_the_encoder_lenses_use_the_heads_fitted_without_them(tmp_path):
+    """A model trained with alliance-probe columns, given a run without them (no encoder), predicts exactly as a
+    model trained without them would; other missing columns still fall back to training medians."""
+    c = _corpus(60)
+    X = session_features(c.turns, c.sessions)
+    Y = review_targets(c.sessions).reindex(X.index)
+    groups = np.asarray([m["client_id"] for m in c.sessions["meta"]])
+    rng = np.random.default_rng(1)
+    X["markers_client_i_rate"] = rng.uniform(size=len(X))
+    X["alliance_client_bond_mean"] = Y["bond"].to_numpy() + rng.normal(scale=0.5, size=len(X))
+    X["trajectory_client_bond_slope"] = rng.normal(size=len(X))
+    with_enc = CalibratedAlliance(min_df=1).fit(X, Y, groups)
+    enc_cols = ["alliance_client_bond_mean", "trajectory_client_bond_slope"]
+    without = CalibratedAlliance(min_df=1).fit(X.drop(columns=enc_cols), Y, groups)
+    assert with_enc.reduced_["without"] == ["alliance"]
+    assert not getattr(without, "reduced_", None)
+    no_enc = X.drop(columns=enc_cols)
+    expected = without.predict(no_enc)
+    assert np.allclose(with_enc.predict(no_enc).to_numpy(), expected.to_numpy())
+    # NaN rather than absent columns (a session the lens could not score) take the same route, row by row
+    nan_rows = X.copy()
+    nan_rows.loc[nan_rows.index[:5], enc_cols] = np.nan
+    mixed = with_enc.predict(nan_rows)
+    assert np.allclose(mixed.iloc[:5].to_numpy(), expected.iloc[:5].to_numpy())
+    assert np.allclose(mixed.iloc[5:].to_numpy(), with_enc.predict(X).iloc[5:].to_numpy())
+    again = CalibratedAlliance.load(with_enc.save(tmp_path / "m.json.gz"))
+    assert np.allclose(again.predict(no_enc).to_numpy(), expected.to_numpy(), atol=1e-3)
+    # a non-encoder lens missing: medians, still a prediction for every session
+    assert with_enc.predict(X.drop(columns=["markers_client_i_rate"])).notna().all().all()
+
+
 def test_a_models_own_predictions_are_never_features():
     """A run with the trajectory lens carries ``calibrated_*`` (the shipped model's predictions): training on
     them would fit a model to an earlier model's output, so session_features leaves them out."""
@@ -94,6 +126,17 @@ def test_a_models_own_predictions_are_never_features():
     X = session_features(c.turns, sessions)
     assert not [col for col in X.columns if col.startswith("calibrated_")]
     assert "markers_client_i_rate" in X.columns
+
+
+def test_feature_source_credits_trajectories_to_the_measure_they_follow():
+    assert feature_source("trajectory_client_bond_slope_hi") == "alliance"
+    assert feature_source("trajectory_counsellor_goal_level") == "alliance"
+    assert feature_source("trajectory_gap_task_z") == "alliance"
+    assert feature_source("trajectory_empathy_level") == "empathy"
+    assert feature_source("trajectory_client_words_slope") == "trajectory"
+    assert feature_source("trajectory_n_ruptures") == "trajectory"
+    assert feature_source("empathy_total_mean") == "empathy"
+    assert feature_source("struct_log_client_turns") == "struct"
 
 
 def test_errors_name_the_problem(tmp_path):

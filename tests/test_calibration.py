@@ -113,6 +113,9 @@ def test_runs_without_the_encoder_lenses_use_the_heads_fitted_without_them(tmp_p
     assert np.allclose(mixed.iloc[5:].to_numpy(), with_enc.predict(X).iloc[5:].to_numpy())
     again = CalibratedAlliance.load(with_enc.save(tmp_path / "m.json.gz"))
     assert np.allclose(again.predict(no_enc).to_numpy(), expected.to_numpy(), atol=1e-3)
+    # a model of encoder-lens columns only has no such heads and still predicts (from medians)
+    only = CalibratedAlliance(feature_groups=["alliance"]).fit(X, Y, groups)
+    assert only.reduced_ is None and only.predict(no_enc).notna().all().all()
     # a non-encoder lens missing: medians, still a prediction for every session
     assert with_enc.predict(X.drop(columns=["markers_client_i_rate"])).notna().all().all()
 

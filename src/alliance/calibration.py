@@ -302,7 +302,8 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         self.feature_names_ = [*self.numeric_columns_, *self.text_channels_]
         self.reduced_ = None
         drop = [k for k, c in enumerate(self.numeric_columns_) if feature_source(c) in ENCODER_SOURCES]
-        if drop:  # the same model for runs without the encoder lenses: their columns left out, not imputed
+        n_inputs = len(self.numeric_columns_) + len(self.text_channels_)
+        if drop and len(drop) < n_inputs:  # the same model for runs without the encoder lenses: left out, not imputed
             heads = {}
             for j, t in enumerate(TARGETS):
                 Z = np.delete(self._level2_inputs(X, oof, j), drop, axis=1)

@@ -161,6 +161,12 @@ def test_shipped_model_loads_with_its_card_and_scores_a_run(tmp_path):
     model = CalibratedAlliance.load()
     assert model.card_["clients"] > 100 and "KokoroChat" in model.card_["trained_on"]
     assert set(model.card_["item_map"]) == {"goal", "task", "bond"}
+    from alliance.calibration import ENCODER_SOURCES, MODEL_VERSION
+
+    assert model.card_["model_version"] == MODEL_VERSION
+    if any(feature_source(col) in ENCODER_SOURCES for col in model.numeric_columns_):
+        # a run without the encoder (below: markers + trajectory) gets the heads fitted without those lenses
+        assert model.reduced_ and set(model.reduced_["without"]) <= set(ENCODER_SOURCES)
     c = _corpus(4)
     a = run_analysis(c, tmp_path, lenses=["markers", "trajectory"], write_report=False)
     cols = {f"calibrated_{t}" for t in TARGETS}

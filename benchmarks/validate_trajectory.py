@@ -25,6 +25,7 @@ import pandas as pd
 
 from alliance.calibration import (
     AXES,
+    ENCODER_SOURCES,
     KOKOROCHAT_ITEM_MAP,
     MODEL_VERSION,
     TARGETS,
@@ -194,6 +195,25 @@ def main() -> None:
               f"AUC(unwilling_to_continue) = {auc(unwilling, p['dropout_risk']):.3f} (dropout head), "
               f"{auc(unwilling, -p['overall']):.3f} (lower predicted overall)   "
               + "   ".join(f"rho({a}) = {spearman(p[a], Y[a]):.3f}" for a in AXES))
+    if any(feature_source(c) in ENCODER_SOURCES for c in X.columns if not c.startswith("text_")):
+        # a user without the sentence encoder runs only the other lenses: score the test folds that way
+        from sklearn.model_selection import GroupKFold
+
+        plain = [n for n in lenses if not registry.get(n).needs_encoder]
+        pt, ps = analysed("kokorochat", [root / "kokorochat_en" / "English"], "kokorochat", plain, args.cache,
+                          {k: v for k, v in options.items() if k in plain})
+        Xp = session_features(pt, ps).reindex(X.index)
+        p_heads, p_median = pd.Series(np.nan, index=X.index), pd.Series(np.nan, index=X.index)
+        for tr, te in GroupKFold(FOLDS).split(X, groups=groups):
+            m = CalibratedAlliance(random_state=SEED).fit(X.iloc[tr], Y.iloc[tr], groups[tr])
+            p_heads.iloc[te] = m.predict(Xp.iloc[te])["overall"].to_numpy()
+            m.reduced_ = None
+            p_median.iloc[te] = m.predict(Xp.iloc[te])["overall"].to_numpy()
+        print(f"\n## Calibrated model (all groups + text) on test folds scored without the encoder lenses "
+              f"({','.join(plain)} only)")
+        print(f"heads fitted without them: rho(score) = {spearman(p_heads, Y['overall']):.3f}   "
+              f"AUC(unwilling) = {auc(unwilling, -p_heads):.3f}   training medians instead: rho(score) = "
+              f"{spearman(p_median, Y['overall']):.3f}   AUC(unwilling) = {auc(unwilling, -p_median):.3f}")
     # discriminant validity: partial Spearman controlling for the overall score
     items = {k: session_meta(sessions, k).reindex(X.index).astype(float) for k in
              ("showed_acceptance_and_empathy", "helped_identify_goals")}

@@ -337,10 +337,9 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         """Predicted goal, task, bond (item scale 0-5) and overall (the rating's scale), one row per session."""
         self._check_fitted()
-        X = X.copy()
-        for c in self.numeric_columns_:
-            if c not in X.columns:
-                X[c] = np.nan  # a lens not run here: its features fall back to the training median
+        missing = [c for c in self.numeric_columns_ if c not in X.columns]
+        # a lens not run here: its features fall back to the training median (added at once, not column by column)
+        X = pd.concat([X, pd.DataFrame(np.nan, index=X.index, columns=missing)], axis=1) if missing else X.copy()
         # sessions with none of the encoder lenses' columns use the heads fitted without them (when stored)
         lacking = self._lacks_encoder_lenses(X) if getattr(self, "reduced_", None) else None
         scores = {c: self._channel_predict(self.channels_[c], X[c].fillna("") if c in X else pd.Series([""] * len(X)))

@@ -6,6 +6,7 @@ emotion intensity) and FailedESConv. Reads ../shared/data (or $ALLIANCE_DATA); p
 
     PYTHONPATH=src python benchmarks/validate_trajectory.py                 # figures (lenses without an encoder)
     PYTHONPATH=src python benchmarks/validate_trajectory.py --lenses alliance,trajectory,markers
+    PYTHONPATH=src python benchmarks/validate_trajectory.py --lenses alliance,empathy,markers,trajectory --no-rationales
     PYTHONPATH=src python benchmarks/validate_trajectory.py --train src/alliance/data/calibration/calibration_v1.json.gz
 """
 
@@ -24,11 +25,14 @@ import pandas as pd
 
 from alliance.calibration import (
     AXES,
+    ENCODER_SOURCES,
     KOKOROCHAT_ITEM_MAP,
+    MODEL_VERSION,
     TARGETS,
     CalibratedAlliance,
     bag_of_words_baseline,
     feature_group,
+    feature_source,
     review_targets,
     session_features,
     transcript_text,
@@ -43,29 +47,26 @@ def data_root() -> Path:
     return Path(os.environ.get("ALLIANCE_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 
 
-def analysed(name: str, paths: list[Path], fmt: str, lenses: list[str], cache: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Turn and session tables of a corpus scored by ``lenses``, computed once and cached under ``cache``."""
+def analysed(name: str, paths: list[Path], fmt: str, lenses: list[str], cache: Path,
+             options: dict[str, dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Turn and session tables of a corpus scored by ``lenses`` (with lens ``options``), computed once and cached
+    under ``cache``. Cached session tables never feed ``calibrated_*`` back as features (see session_features)."""
     from alliance.io import read
     from alliance.pipeline import run_analysis
 
-    tag = hashlib.sha1(f"{name}|{','.join(sorted(lenses))}".encode()).hexdigest()[:10]
+    key = f"{name}|{','.join(sorted(lenses))}"
+    if options:  # runs without options keep the tags of the caches written before options existed
+        key += "|" + json.dumps(options, sort_keys=True)
+    tag = hashlib.sha1(key.encode()).hexdigest()[:10]
     out = cache / f"{name}-{tag}"
     if (out / "sessions.parquet").exists():
         return pd.read_parquet(out / "turns.parquet"), pd.read_parquet(out / "sessions.parquet")
     corpus = read(paths, format=fmt, on_error="skip").corpus
-    encoder = None
-    if not any(_needs_encoder(n) for n in lenses):
-        encoder = None
     t0 = time.time()
-    a = run_analysis(corpus, out, lenses=lenses, encoder=encoder, seed=SEED, write_report=False)
+    # lenses that need the encoder get the default one (cached on disk) from run_analysis
+    a = run_analysis(corpus, out, lenses=lenses, lens_options=options, seed=SEED, write_report=False)
     print(f"# scored {name}: {len(corpus.sessions)} sessions with {lenses} in {time.time() - t0:.0f}s", file=sys.stderr)
     return a.turns, a.sessions
-
-
-def _needs_encoder(name: str) -> bool:
-    from alliance.registry import lenses
-
-    return bool(lenses.get(name).needs_encoder)
 
 
 def session_meta(sessions: pd.DataFrame, key: str) -> pd.Series:
@@ -103,9 +104,11 @@ def partial_spearman(x, y, control) -> float:
 
 
 def cross_validate(X: pd.DataFrame, Y: pd.DataFrame, text: pd.Series, groups: np.ndarray,
-                   variants: dict[str, list[str] | None], dropout: np.ndarray | None = None
-                   ) -> tuple[pd.Series, dict[str, pd.DataFrame]]:
-    """Out-of-fold predictions of the bag-of-words baseline and of each calibrated-model variant, same folds."""
+                   variants: dict[str, list[str] | None], dropout: np.ndarray | None = None,
+                   columns: dict[str, list[str]] | None = None) -> tuple[pd.Series, dict[str, pd.DataFrame]]:
+    """Out-of-fold predictions of the bag-of-words baseline and of each calibrated-model variant, same folds.
+
+    A variant named in ``columns`` sees only those columns of ``X`` (no text unless listed)."""
     from sklearn.model_selection import GroupKFold
 
     folds = list(GroupKFold(FOLDS).split(X, groups=groups))
@@ -116,9 +119,10 @@ def cross_validate(X: pd.DataFrame, Y: pd.DataFrame, text: pd.Series, groups: np
         bow = bag_of_words_baseline().fit(text.iloc[tr], Y["overall"].iloc[tr])
         base.iloc[te] = bow.predict(text.iloc[te])
         for name, groups_ in variants.items():
+            Xv = X[columns[name]] if columns and name in columns else X
             m = CalibratedAlliance(feature_groups=groups_, random_state=SEED).fit(
-                X.iloc[tr], Y.iloc[tr], groups[tr], dropout=None if dropout is None else dropout[tr])
-            preds[name].iloc[te] = m.predict(X.iloc[te]).reindex(columns=cols).to_numpy()
+                Xv.iloc[tr], Y.iloc[tr], groups[tr], dropout=None if dropout is None else dropout[tr])
+            preds[name].iloc[te] = m.predict(Xv.iloc[te]).reindex(columns=cols).to_numpy()
     return base, preds
 
 
@@ -132,6 +136,9 @@ def main() -> None:
     ap.add_argument("--write-reliability", type=Path, help="estimate the trajectory lens's reliabilities on "
                                                             "KokoroChat and write them here")
     ap.add_argument("--no-esconv", action="store_true")
+    ap.add_argument("--no-rationales", action="store_true",
+                    help="empathy lens without its occlusion rationales (same scores, far less encoding; for bulk "
+                         "validation runs)")
     ap.add_argument("--write-summary", action="store_true",
                     help="write the figures the HTML report shows to src/alliance/data/validation/calibration.json")
     args = ap.parse_args()
@@ -147,11 +154,14 @@ def main() -> None:
                     lenses.append(n)
             except (KeyError, ImportError):  # a lens not installed in this checkout
                 continue
+    options = {"empathy": {"rationales": False}} if args.no_rationales and "empathy" in lenses else {}
+    command = "PYTHONPATH=src HF_HUB_OFFLINE=1 python benchmarks/validate_trajectory.py " + " ".join(sys.argv[1:])
     root = data_root()
     args.cache.mkdir(parents=True, exist_ok=True)
     print(f"# validate_trajectory  date {time.strftime('%Y-%m-%d')}  lenses {','.join(lenses)}  seed {SEED}  "
-          f"folds {FOLDS} grouped by client_id")
-    turns, sessions = analysed("kokorochat", [root / "kokorochat_en" / "English"], "kokorochat", lenses, args.cache)
+          f"folds {FOLDS} grouped by client_id" + (f"  options {json.dumps(options)}" if options else ""))
+    turns, sessions = analysed("kokorochat", [root / "kokorochat_en" / "English"], "kokorochat", lenses, args.cache,
+                               options)
     if args.write_reliability:
         from alliance.lenses.trajectory import estimate_reliability
 
@@ -185,6 +195,25 @@ def main() -> None:
               f"AUC(unwilling_to_continue) = {auc(unwilling, p['dropout_risk']):.3f} (dropout head), "
               f"{auc(unwilling, -p['overall']):.3f} (lower predicted overall)   "
               + "   ".join(f"rho({a}) = {spearman(p[a], Y[a]):.3f}" for a in AXES))
+    if any(feature_source(c) in ENCODER_SOURCES for c in X.columns if not c.startswith("text_")):
+        # a user without the sentence encoder runs only the other lenses: score the test folds that way
+        from sklearn.model_selection import GroupKFold
+
+        plain = [n for n in lenses if not registry.get(n).needs_encoder]
+        pt, ps = analysed("kokorochat", [root / "kokorochat_en" / "English"], "kokorochat", plain, args.cache,
+                          {k: v for k, v in options.items() if k in plain})
+        Xp = session_features(pt, ps).reindex(X.index)
+        p_heads, p_median = pd.Series(np.nan, index=X.index), pd.Series(np.nan, index=X.index)
+        for tr, te in GroupKFold(FOLDS).split(X, groups=groups):
+            m = CalibratedAlliance(random_state=SEED).fit(X.iloc[tr], Y.iloc[tr], groups[tr])
+            p_heads.iloc[te] = m.predict(Xp.iloc[te])["overall"].to_numpy()
+            m.reduced_ = None
+            p_median.iloc[te] = m.predict(Xp.iloc[te])["overall"].to_numpy()
+        print(f"\n## Calibrated model (all groups + text) on test folds scored without the encoder lenses "
+              f"({','.join(plain)} only)")
+        print(f"heads fitted without them: rho(score) = {spearman(p_heads, Y['overall']):.3f}   "
+              f"AUC(unwilling) = {auc(unwilling, -p_heads):.3f}   training medians instead: rho(score) = "
+              f"{spearman(p_median, Y['overall']):.3f}   AUC(unwilling) = {auc(unwilling, -p_median):.3f}")
     # discriminant validity: partial Spearman controlling for the overall score
     items = {k: session_meta(sessions, k).reindex(X.index).astype(float) for k in
              ("showed_acceptance_and_empathy", "helped_identify_goals")}
@@ -200,19 +229,26 @@ def main() -> None:
         a = partial_spearman(v, items["showed_acceptance_and_empathy"], Y["overall"])
         b = partial_spearman(v, items["helped_identify_goals"], Y["overall"])
         print(f"{name}: with showed_acceptance_and_empathy {a:+.3f}   with helped_identify_goals {b:+.3f}")
-    # incremental gap analysis
+    # incremental gap analysis, by the measure each feature comes from (feature_source): the trajectory lens's
+    # alliance-probe and empathy trajectories count with the alliance and empathy steps, not with "trajectory"
     print("\n## Empathy-alliance gap: incremental out-of-fold rho with the overall score")
-    steps = []
-    for g in ("empathy", "trajectory", "markers", "coordination", "behaviour", "safety", "alliance", "struct"):
-        if g in present:
-            steps.append(g)
-    gx = {}
+    numeric = [c for c in X.columns if not c.startswith("text_")]
+    sources = {feature_source(c) for c in numeric}
+    steps = [g for g in ("empathy", "trajectory", "markers", "coordination", "behaviour", "safety", "alliance",
+                         "struct") if g in sources]
+    print("(steps by source: empathy = empathy_* and trajectory_empathy_*; alliance = alliance_*, "
+          "trajectory_{client,counsellor}_{goal,task,bond}_* and trajectory_gap_*; trajectory = client words, "
+          "ruptures, repairs; no text)")
+    gx: dict[str, list[str] | None] = {}
+    gcols: dict[str, list[str]] = {}
     cum: list[str] = []
     for g in steps:
         cum = [*cum, g]
-        gx[" + ".join(cum)] = list(cum)
+        name = " + ".join(cum)
+        gx[name] = None
+        gcols[name] = [c for c in numeric if feature_source(c) in cum]
     if gx:
-        _, inc = cross_validate(X, Y, text, groups, gx)
+        _, inc = cross_validate(X, Y, text, groups, gx, columns=gcols)
         for name, p in inc.items():
             print(f"{name}: rho(score) = {spearman(p['overall'], Y['overall']):.3f}   "
                   f"AUC(unwilling) = {auc(unwilling, -p['overall']):.3f}")
@@ -227,7 +263,7 @@ def main() -> None:
                  f"{auc(unwilling, -full['overall']):.2f} vs baseline {auc(unwilling, -base):.2f}.",
                  f"Lenses in this model: {', '.join(lenses)} + text."]
         out.write_text(json.dumps({"title": "Calibrated alliance (calibrated_* columns) vs what clients said",
-                                   "command": "python benchmarks/validate_trajectory.py --write-summary",
+                                   "command": command,
                                    "date": time.strftime("%Y-%m-%d"), "lines": lines}, indent=1))
         print(f"# wrote {out}")
     model = CalibratedAlliance(random_state=SEED).fit(X, Y, groups)
@@ -243,19 +279,26 @@ def main() -> None:
               f"{', '.join(t for t, _ in w['lower'])}")
     if args.train:
         card = {"trained_on": "KokoroChat English (shared dev split), client reviews", "sessions": len(X),
-                "clients": len(set(groups)), "lenses": lenses, "seed": SEED,
+                "clients": len(set(groups)), "lenses": lenses, "lens_options": options, "seed": SEED,
                 "item_map": {k: list(v) for k, v in KOKOROCHAT_ITEM_MAP.items()},
-                "cv_figures_command": "PYTHONPATH=src python benchmarks/validate_trajectory.py",
-                "date": time.strftime("%Y-%m-%d")}
+                "command": command, "cv_figures_command": command,
+                "cv_figures": {"folds": f"{FOLDS}-fold GroupKFold by client_id",
+                               "rho_overall": round(spearman(full["overall"], Y["overall"]), 3),
+                               "rho_overall_bag_of_words": round(spearman(base, Y["overall"]), 3),
+                               **{f"rho_{a}": round(spearman(full[a], Y[a]), 3) for a in AXES},
+                               "auc_unwilling_lower_overall": round(auc(unwilling, -full["overall"]), 3),
+                               "auc_unwilling_bag_of_words": round(auc(unwilling, -base), 3)},
+                "date": time.strftime("%Y-%m-%d"), "model_version": MODEL_VERSION,
+                "model_card": "alliance/data/calibration/MODEL_CARD.md"}
         model.save(args.train, card)
         print(f"# saved {args.train} ({args.train.stat().st_size / 1e6:.1f} MB)")
     if args.no_esconv:
         return
     print("\n## Transfer: model fitted on all KokoroChat, scored on ESConv and FailedESConv")
     es_paths = [root / "esconv" / "hf_format" / f for f in ("train.json", "valid.json", "test.json")]
-    et, es = analysed("esconv", es_paths, "esconv", lenses, args.cache)
+    et, es = analysed("esconv", es_paths, "esconv", lenses, args.cache, options)
     ft, fs = analysed("failedesconv", [root / "esconv" / "thu-coai" / "FailedESConv.json"], "esconv", lenses,
-                      args.cache)
+                      args.cache, options)
     pe = model.predict(session_features(et, es))
     idx = pe.index
     emp = pd.to_numeric(session_meta(es, "empathy").reindex(idx), errors="coerce")
@@ -269,7 +312,7 @@ def main() -> None:
     flag = np.r_[np.zeros(len(pe)), np.ones(len(pf))]
     print(f"FailedESConv ({len(pf)} dialogues) vs ESConv: AUC(failed, lower predicted overall) = "
           f"{auc(flag, -np.r_[pe['overall'], pf['overall']]):.3f}")
-    at, asess = analysed("annomi", [root / "annomi" / "AnnoMI-simple.csv"], "annomi", lenses, args.cache)
+    at, asess = analysed("annomi", [root / "annomi" / "AnnoMI-simple.csv"], "annomi", lenses, args.cache, options)
     pa = model.predict(session_features(at, asess))
     high = session_meta(asess, "mi_quality").reindex(pa.index).astype(str).str.lower().eq("high")
     print(f"AnnoMI ({len(pa)} MI sessions, {int(high.sum())} high quality): AUC(high-quality MI, higher predicted "

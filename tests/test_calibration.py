@@ -12,6 +12,7 @@ from alliance.calibration import (
     TARGETS,
     CalibratedAlliance,
     CalibrationError,
+    feature_source,
     review_targets,
     session_features,
 )
@@ -85,6 +86,62 @@ def test_missing_lens_columns_fall_back_to_training_medians():
     assert out.notna().all().all()
 
 
+def test_runs_without_the_encoder_lenses_use_the_heads_fitted_without_them(tmp_path):
+    """A model trained with alliance-probe columns, given a run without them (no encoder), predicts exactly as a
+    model trained without them would; other missing columns still fall back to training medians."""
+    c = _corpus(60)
+    X = session_features(c.turns, c.sessions)
+    Y = review_targets(c.sessions).reindex(X.index)
+    groups = np.asarray([m["client_id"] for m in c.sessions["meta"]])
+    rng = np.random.default_rng(1)
+    X["markers_client_i_rate"] = rng.uniform(size=len(X))
+    X["alliance_client_bond_mean"] = Y["bond"].to_numpy() + rng.normal(scale=0.5, size=len(X))
+    X["trajectory_client_bond_slope"] = rng.normal(size=len(X))
+    with_enc = CalibratedAlliance(min_df=1).fit(X, Y, groups)
+    enc_cols = ["alliance_client_bond_mean", "trajectory_client_bond_slope"]
+    without = CalibratedAlliance(min_df=1).fit(X.drop(columns=enc_cols), Y, groups)
+    assert with_enc.reduced_["without"] == ["alliance"]
+    assert not getattr(without, "reduced_", None)
+    no_enc = X.drop(columns=enc_cols)
+    expected = without.predict(no_enc)
+    assert np.allclose(with_enc.predict(no_enc).to_numpy(), expected.to_numpy())
+    # NaN rather than absent columns (a session the lens could not score) take the same route, row by row
+    nan_rows = X.copy()
+    nan_rows.loc[nan_rows.index[:5], enc_cols] = np.nan
+    mixed = with_enc.predict(nan_rows)
+    assert np.allclose(mixed.iloc[:5].to_numpy(), expected.iloc[:5].to_numpy())
+    assert np.allclose(mixed.iloc[5:].to_numpy(), with_enc.predict(X).iloc[5:].to_numpy())
+    again = CalibratedAlliance.load(with_enc.save(tmp_path / "m.json.gz"))
+    assert np.allclose(again.predict(no_enc).to_numpy(), expected.to_numpy(), atol=1e-3)
+    # a model of encoder-lens columns only has no such heads and still predicts (from medians)
+    only = CalibratedAlliance(feature_groups=["alliance"]).fit(X, Y, groups)
+    assert only.reduced_ is None and only.predict(no_enc).notna().all().all()
+    # a non-encoder lens missing: medians, still a prediction for every session
+    assert with_enc.predict(X.drop(columns=["markers_client_i_rate"])).notna().all().all()
+
+
+def test_a_models_own_predictions_are_never_features():
+    """A run with the trajectory lens carries ``calibrated_*`` (the shipped model's predictions): training on
+    them would fit a model to an earlier model's output, so session_features leaves them out."""
+    c = _corpus(10)
+    sessions = c.sessions.assign(calibrated_overall=np.arange(10.0), calibrated_bond=np.arange(10.0),
+                                 markers_client_i_rate=np.linspace(0, 1, 10))
+    X = session_features(c.turns, sessions)
+    assert not [col for col in X.columns if col.startswith("calibrated_")]
+    assert "markers_client_i_rate" in X.columns
+
+
+def test_feature_source_credits_trajectories_to_the_measure_they_follow():
+    assert feature_source("trajectory_client_bond_slope_hi") == "alliance"
+    assert feature_source("trajectory_counsellor_goal_level") == "alliance"
+    assert feature_source("trajectory_gap_task_z") == "alliance"
+    assert feature_source("trajectory_empathy_level") == "empathy"
+    assert feature_source("trajectory_client_words_slope") == "trajectory"
+    assert feature_source("trajectory_n_ruptures") == "trajectory"
+    assert feature_source("empathy_total_mean") == "empathy"
+    assert feature_source("struct_log_client_turns") == "struct"
+
+
 def test_errors_name_the_problem(tmp_path):
     with pytest.raises(CalibrationError, match="not fitted"):
         CalibratedAlliance().predict(pd.DataFrame())
@@ -104,6 +161,12 @@ def test_shipped_model_loads_with_its_card_and_scores_a_run(tmp_path):
     model = CalibratedAlliance.load()
     assert model.card_["clients"] > 100 and "KokoroChat" in model.card_["trained_on"]
     assert set(model.card_["item_map"]) == {"goal", "task", "bond"}
+    from alliance.calibration import ENCODER_SOURCES, MODEL_VERSION
+
+    assert model.card_["model_version"] == MODEL_VERSION
+    if any(feature_source(col) in ENCODER_SOURCES for col in model.numeric_columns_):
+        # a run without the encoder (below: markers + trajectory) gets the heads fitted without those lenses
+        assert model.reduced_ and set(model.reduced_["without"]) <= set(ENCODER_SOURCES)
     c = _corpus(4)
     a = run_analysis(c, tmp_path, lenses=["markers", "trajectory"], write_report=False)
     cols = {f"calibrated_{t}" for t in TARGETS}

@@ -216,6 +216,25 @@ def test_session_summary_and_report(scored):
 
 
 @pytest.mark.slow
+def test_rationales_off_gives_the_same_scores_without_occlusion(scored, encoder):
+    """``rationales=False`` (bulk validation runs) skips the occlusion pass and nothing else; describe() says so."""
+    from alliance.lenses.empathy import EmpathyLens
+    from alliance.pipeline import analyze, build_lenses
+
+    c, with_rationales = scored
+    lens = EmpathyLens(rationales=False)
+    a = analyze(c, [lens], encoder=encoder)
+    cols = [f"empathy_{m}{s}" for m in MECHANISMS for s in ("", "_p0", "_p1", "_p2")] + ["empathy_total"]
+    assert np.allclose(a.turns[cols].to_numpy(dtype=float), with_rationales.turns[cols].to_numpy(dtype=float),
+                       equal_nan=True)
+    for m in MECHANISMS:
+        assert a.turns[f"empathy_{m}_rationale"].isna().all()
+    assert lens.describe()["rationales"] is False
+    assert build_lenses(["empathy"], {"empathy": {"rationales": False}})[0].describe()["rationales"] is False
+    assert a.run["lenses"][0]["rationales"] is False
+
+
+@pytest.mark.slow
 def test_long_reply_is_scored_whole(encoder):
     from alliance.pipeline import analyze
 

@@ -27,7 +27,7 @@ from alliance.corpus import SESSION_KEY
 AXES: tuple[str, ...] = ("goal", "task", "bond")
 TARGETS: tuple[str, ...] = (*AXES, "overall")
 MODEL_FORMAT = "alliance-calibration"
-MODEL_VERSION = "1.0.0"
+MODEL_VERSION = "1.1.0"
 DEFAULT_MODEL = "calibration_v1.json.gz"
 
 #: KokoroChat review items (0-5) averaged into each axis. Bond: the client felt understood, respected, accepted
@@ -51,8 +51,15 @@ TEXT_CHANNELS: tuple[str, ...] = ("text_client", "text_counsellor", "text_client
 CLIENT_END_TURNS = 8
 #: A client turn of at most this many words counts as a minimal reply (withdrawal sign).
 MINIMAL_WORDS = 3
+#: Lens families (by :func:`feature_source`) that need the sentence encoder, so a user's run may lack them. A model
+#: trained with them also keeps level-2 heads without them (``reduced``), used for sessions that lack them all.
+ENCODER_SOURCES: tuple[str, ...] = ("alliance", "empathy")
 #: Session columns never used as features (keys, labels, bookkeeping).
 _NOT_FEATURES = {"session_index", "n_turns", "course_id", "session_id", "source", "meta"}
+#: Column prefixes never used as features: ``calibrated_*`` are a (shipped) calibration model's own predictions,
+#: added to every session of a run that has the trajectory lens. Reading them back would train a model on an
+#: earlier model's output (on KokoroChat: on a model fitted to the very ratings being cross-validated).
+_NOT_FEATURE_PREFIXES: tuple[str, ...] = ("n_client", "n_counsellor", "calibrated_")
 
 
 class CalibrationError(ValueError):
@@ -156,7 +163,7 @@ def session_features(turns: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFram
     s = sessions.set_index(SESSION_KEY)
     num = s[[c for c in s.columns if c not in _NOT_FEATURES and pd.api.types.is_numeric_dtype(s[c])
              and not pd.api.types.is_bool_dtype(s[c])]].astype(float)
-    num = num.drop(columns=[c for c in num.columns if c.startswith(("n_client", "n_counsellor"))])
+    num = num.drop(columns=[c for c in num.columns if c.startswith(_NOT_FEATURE_PREFIXES)])
     feats = num.join(structural_features(turns), how="left").join(text_channels(turns), how="left")
     for c in TEXT_CHANNELS:
         feats[c] = feats[c].fillna("")
@@ -166,6 +173,22 @@ def session_features(turns: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFram
 def feature_group(name: str) -> str:
     """The lens (column prefix) a feature belongs to: ``alliance``, ``trajectory``, ``struct``, ``text`` ..."""
     return name.split("_", 1)[0]
+
+
+def feature_source(name: str) -> str:
+    """The measure a feature is computed from, which differs from its lens prefix for the trajectory lens: its
+    ``trajectory_{client,counsellor}_{goal,task,bond}_*`` and ``trajectory_gap_*`` columns follow the alliance
+    probes, ``trajectory_empathy_*`` the per-reply empathy; the rest (client words, ruptures, repairs) stay
+    ``trajectory``. Used to attribute what each lens family adds (the gap analysis)."""
+    group = feature_group(name)
+    if group == "trajectory":
+        rest = name.split("_", 1)[1]
+        if rest.startswith("empathy_"):
+            return "empathy"
+        if rest.startswith("gap_") or any(rest.startswith(f"{side}_{s}_") for side in ("client", "counsellor")
+                                          for s in AXES):
+            return "alliance"
+    return group
 
 
 # the estimator ---------------------------------------------------------------------------------------------
@@ -277,6 +300,17 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
             m = Ridge(alpha=self.stack_alpha).fit(Z, Yz[:, j])
             self.level2_[t] = {"coef": m.coef_.astype(np.float64), "intercept": float(m.intercept_)}
         self.feature_names_ = [*self.numeric_columns_, *self.text_channels_]
+        self.reduced_ = None
+        drop = [k for k, c in enumerate(self.numeric_columns_) if feature_source(c) in ENCODER_SOURCES]
+        n_inputs = len(self.numeric_columns_) + len(self.text_channels_)
+        if drop and len(drop) < n_inputs:  # the same model for runs without the encoder lenses: left out, not imputed
+            heads = {}
+            for j, t in enumerate(TARGETS):
+                Z = np.delete(self._level2_inputs(X, oof, j), drop, axis=1)
+                m = Ridge(alpha=self.stack_alpha).fit(Z, Yz[:, j])
+                heads[t] = {"coef": m.coef_.astype(np.float64), "intercept": float(m.intercept_)}
+            self.reduced_ = {"without": sorted({feature_source(self.numeric_columns_[k]) for k in drop}),
+                             "drop": drop, "level2": heads}
         self.dropout_ = None
         if flags is not None and 0 < flags.sum() < len(flags):
             from sklearn.linear_model import LogisticRegression
@@ -292,21 +326,31 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         txt = [text_scores[c][:, j] for c in self.text_channels_ for j in range(len(TARGETS))]
         return np.column_stack([base, *txt]) if txt else base
 
+    def _lacks_encoder_lenses(self, X: pd.DataFrame) -> np.ndarray:
+        """Per session: True when every column of the encoder lenses (ENCODER_SOURCES) is absent or NaN."""
+        cols = [self.numeric_columns_[k] for k in self.reduced_["drop"]]
+        return X[cols].isna().all(axis=1).to_numpy()
+
     def dropout_feature_names(self) -> list[str]:
         return [*self.numeric_columns_, *(f"{c}:{t}" for c in self.text_channels_ for t in TARGETS)]
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         """Predicted goal, task, bond (item scale 0-5) and overall (the rating's scale), one row per session."""
         self._check_fitted()
-        X = X.copy()
-        for c in self.numeric_columns_:
-            if c not in X.columns:
-                X[c] = np.nan  # a lens not run here: its features fall back to the training median
+        missing = [c for c in self.numeric_columns_ if c not in X.columns]
+        # a lens not run here: its features fall back to the training median (added at once, not column by column)
+        X = pd.concat([X, pd.DataFrame(np.nan, index=X.index, columns=missing)], axis=1) if missing else X.copy()
+        # sessions with none of the encoder lenses' columns use the heads fitted without them (when stored)
+        lacking = self._lacks_encoder_lenses(X) if getattr(self, "reduced_", None) else None
         scores = {c: self._channel_predict(self.channels_[c], X[c].fillna("") if c in X else pd.Series([""] * len(X)))
                   for c in self.text_channels_}
         out = {}
         for j, t in enumerate(TARGETS):
-            z = self._level2_inputs(X, scores, j) @ self.level2_[t]["coef"] + self.level2_[t]["intercept"]
+            Z = self._level2_inputs(X, scores, j)
+            z = Z @ self.level2_[t]["coef"] + self.level2_[t]["intercept"]
+            if lacking is not None and lacking.any():
+                head = self.reduced_["level2"][t]
+                z[lacking] = np.delete(Z[lacking], self.reduced_["drop"], axis=1) @ head["coef"] + head["intercept"]
             out[t] = z * self.y_scale_[j] + self.y_mean_[j]
         if getattr(self, "dropout_", None):
             logit = self._dropout_inputs(X, scores) @ self.dropout_["coef"] + self.dropout_["intercept"]
@@ -360,6 +404,10 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
             "y_mean": _r(self.y_mean_), "y_scale": _r(self.y_scale_), "text_channels": self.text_channels_,
             "channels": chans, "level2": {t: {"coef": _r(v["coef"]), "intercept": v["intercept"]}
                                           for t, v in self.level2_.items()},
+            "reduced": ({"without": self.reduced_["without"], "drop": [int(k) for k in self.reduced_["drop"]],
+                         "level2": {t: {"coef": _r(v["coef"]), "intercept": v["intercept"]}
+                                    for t, v in self.reduced_["level2"].items()}}
+                        if getattr(self, "reduced_", None) else None),
             "dropout": ({"coef": _r(self.dropout_["coef"]), "intercept": self.dropout_["intercept"]}
                         if getattr(self, "dropout_", None) else None),
             "card": dict(card or {}),
@@ -397,6 +445,10 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         m.feature_names_ = [*m.numeric_columns_, *m.text_channels_]
         d = doc.get("dropout")
         m.dropout_ = {"coef": np.asarray(d["coef"], dtype=float), "intercept": float(d["intercept"])} if d else None
+        r = doc.get("reduced")
+        m.reduced_ = {"without": list(r["without"]), "drop": [int(k) for k in r["drop"]],
+                      "level2": {t: {"coef": np.asarray(v["coef"], dtype=float), "intercept": float(v["intercept"])}
+                                 for t, v in r["level2"].items()}} if r else None
         m.card_ = dict(doc.get("card", {}))
         return m
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from alliance.calibration import (
+    DEFAULT_ENCODER_ID,
     AXES,
     ENCODER_SOURCES,
     KOKOROCHAT_ITEM_MAP,
@@ -278,7 +279,7 @@ def main() -> None:
         print(f"{ch} words raising overall: {', '.join(t for t, _ in w['raise'])}; lowering: "
               f"{', '.join(t for t, _ in w['lower'])}")
     if args.train:
-        card = {"trained_on": "KokoroChat English (shared dev split), client reviews", "sessions": len(X),
+        card = {"encoder": DEFAULT_ENCODER_ID, "trained_on": "KokoroChat English (shared dev split), client reviews", "sessions": len(X),
                 "clients": len(set(groups)), "lenses": lenses, "lens_options": options, "seed": SEED,
                 "item_map": {k: list(v) for k, v in KOKOROCHAT_ITEM_MAP.items()},
                 "command": command, "cv_figures_command": command,

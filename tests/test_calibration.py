@@ -173,3 +173,27 @@ def test_shipped_model_loads_with_its_card_and_scores_a_run(tmp_path):
     assert cols <= set(a.sessions.columns)
     assert a.sessions[sorted(cols)].notna().all().all()
     assert "calibrated_overall_mean" in a.courses.columns
+
+
+def test_encoder_lens_features_from_another_encoder_are_not_read():
+    """Alliance-probe and empathy columns measured with a different encoder live on another scale: the model
+    predicts those sessions as if the encoder lenses had not run (their heads without them), not from the columns."""
+    from alliance.calibration import ENCODER_SOURCES, add_calibrated
+
+    c = _corpus(40)
+    X = session_features(c.turns, c.sessions)
+    Y = review_targets(c.sessions).reindex(X.index)
+    groups = np.asarray([m["client_id"] for m in c.sessions["meta"]])
+    rng = np.random.default_rng(2)
+    sessions = c.sessions.copy()
+    sessions["markers_client_i_rate"] = rng.uniform(size=len(sessions))
+    sessions["alliance_client_bond_mean"] = Y["bond"].to_numpy() + rng.normal(scale=0.3, size=len(sessions))
+    model = CalibratedAlliance(min_df=1).fit(session_features(c.turns, sessions), Y, groups)
+    assert model.encoder_id == "sentence-transformers/all-MiniLM-L6-v2"  # no card: the default encoder
+    same = add_calibrated(c.turns, sessions, model, encoder_id=model.encoder_id)
+    other = add_calibrated(c.turns, sessions, model, encoder_id="someone/else-v1")
+    blind = add_calibrated(c.turns, sessions.drop(columns=["alliance_client_bond_mean"]), model)
+    cols = [f"calibrated_{t}" for t in TARGETS]
+    assert np.allclose(other[cols].to_numpy(), blind[cols].to_numpy())
+    assert not np.allclose(same[cols].to_numpy(), other[cols].to_numpy())
+    assert "alliance" in ENCODER_SOURCES

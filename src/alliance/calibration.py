@@ -51,6 +51,8 @@ TEXT_CHANNELS: tuple[str, ...] = ("text_client", "text_counsellor", "text_client
 CLIENT_END_TURNS = 8
 #: A client turn of at most this many words counts as a minimal reply (withdrawal sign).
 MINIMAL_WORDS = 3
+#: The encoder the shipped model's alliance and empathy features come from.
+DEFAULT_ENCODER_ID = "sentence-transformers/all-MiniLM-L6-v2"
 #: Lens families (by :func:`feature_source`) that need the sentence encoder, so a user's run may lack them. A model
 #: trained with them also keeps level-2 heads without them (``reduced``), used for sessions that lack them all.
 ENCODER_SOURCES: tuple[str, ...] = ("alliance", "empathy")
@@ -331,6 +333,12 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         cols = [self.numeric_columns_[k] for k in self.reduced_["drop"]]
         return X[cols].isna().all(axis=1).to_numpy()
 
+    @property
+    def encoder_id(self) -> str:
+        """The sentence encoder whose outputs the model was trained on (recorded in its card; the default one for
+        models saved before the card named it)."""
+        return str(getattr(self, "card_", {}).get("encoder", DEFAULT_ENCODER_ID))
+
     def dropout_feature_names(self) -> list[str]:
         return [*self.numeric_columns_, *(f"{c}:{t}" for c in self.text_channels_ for t in TARGETS)]
 
@@ -492,14 +500,23 @@ def transcript_text(turns: pd.DataFrame) -> pd.Series:
 
 
 
-def add_calibrated(turns: pd.DataFrame, sessions: pd.DataFrame, model: CalibratedAlliance | None = None) -> pd.DataFrame:
+def add_calibrated(turns: pd.DataFrame, sessions: pd.DataFrame, model: CalibratedAlliance | None = None,
+                   encoder_id: str | None = None) -> pd.DataFrame:
     """``sessions`` with ``calibrated_goal/task/bond/overall`` from the shipped (or given) model; unchanged when
-    no model is shipped."""
+    no model is shipped.
+
+    ``encoder_id``: the sentence encoder of this run. Features of the encoder lenses (alliance probes, empathy)
+    measured with another encoder than the model was trained on live on another scale, so they are not read:
+    those sessions are predicted by the model's heads fitted without the encoder lenses.
+    """
     if model is None:
         ref = resources.files("alliance.data.calibration").joinpath(DEFAULT_MODEL)
         if not ref.is_file():
             return sessions
         model = CalibratedAlliance.load()
-    pred = model.predict(session_features(turns, sessions)).add_prefix("calibrated_")
+    X = session_features(turns, sessions)
+    if encoder_id is not None and encoder_id != model.encoder_id:
+        X = X.drop(columns=[c for c in X.columns if feature_source(c) in ENCODER_SOURCES])
+    pred = model.predict(X).add_prefix("calibrated_")
     out = sessions.drop(columns=[c for c in pred.columns if c in sessions])
     return out.join(pred, on=SESSION_KEY)

@@ -185,7 +185,7 @@ def run_analysis(
         raise RuntimeError("internal error: assembled turns do not match the corpus; rerun with --no-resume")
     run = _run_record(built, encoder, seed, inputs or {}, corpus, rejected, len(chunks), resumed,
                       time.time() - started, fingerprint)
-    sessions, courses = _course_stage(turns, sessions, built)
+    sessions, courses = _course_stage(turns, sessions, built, encoder.model_id if encoder is not None else None)
     _atomic_parquet(turns, out / "turns.parquet")
     _atomic_parquet(sessions, out / "sessions.parquet")
     if courses is not None:
@@ -200,7 +200,7 @@ def run_analysis(
     return analysis
 
 
-def _course_stage(turns: pd.DataFrame, sessions: pd.DataFrame, built: list[Lens]
+def _course_stage(turns: pd.DataFrame, sessions: pd.DataFrame, built: list[Lens], encoder_id: str | None = None
                   ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """After all chunks: client-calibrated alliance per session and trajectories across each course's sessions
     (these need whole courses and the finished session table, so they run once, not per chunk)."""
@@ -209,7 +209,7 @@ def _course_stage(turns: pd.DataFrame, sessions: pd.DataFrame, built: list[Lens]
     from alliance.calibration import add_calibrated
     from alliance.trajectory import course_table
 
-    sessions = add_calibrated(turns, sessions)
+    sessions = add_calibrated(turns, sessions, encoder_id=encoder_id)
     return sessions, course_table(sessions)
 
 

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from alliance.calibration import (
-    DEFAULT_ENCODER_ID,
     AXES,
+    DEFAULT_ENCODER_ID,
     ENCODER_SOURCES,
     KOKOROCHAT_ITEM_MAP,
     MODEL_VERSION,

@@ -113,3 +113,13 @@ def test_run_record_has_versions_seed_and_lenses(tmp_path):
     assert run["alliance_version"] and run["packages"]["pandas"] == pd.__version__
     assert run["lenses"][0]["name"] == "words"
     assert res.run["fingerprint"] == run["fingerprint"]
+
+
+def test_run_records_the_calibration_model_with_the_trajectory_lens(tmp_path):
+    from alliance.calibration import CalibratedAlliance
+
+    res = run_analysis(corpus_of(2, 1, 6), tmp_path, lenses=["markers", "trajectory"], write_report=False)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["calibration"]["model_version"] == CalibratedAlliance.load().card_["model_version"]
+    assert run["calibration"]["encoder_features_used"] is True  # no encoder ran: nothing to mismatch
+    assert "calibrated_overall" in res.sessions.columns

@@ -500,6 +500,10 @@ def transcript_text(turns: pd.DataFrame) -> pd.Series:
 
 
 
+def shipped_model_exists() -> bool:
+    return resources.files("alliance.data.calibration").joinpath(DEFAULT_MODEL).is_file()
+
+
 def add_calibrated(turns: pd.DataFrame, sessions: pd.DataFrame, model: CalibratedAlliance | None = None,
                    encoder_id: str | None = None) -> pd.DataFrame:
     """``sessions`` with ``calibrated_goal/task/bond/overall`` from the shipped (or given) model; unchanged when
@@ -510,8 +514,7 @@ def add_calibrated(turns: pd.DataFrame, sessions: pd.DataFrame, model: Calibrate
     those sessions are predicted by the model's heads fitted without the encoder lenses.
     """
     if model is None:
-        ref = resources.files("alliance.data.calibration").joinpath(DEFAULT_MODEL)
-        if not ref.is_file():
+        if not shipped_model_exists():
             return sessions
         model = CalibratedAlliance.load()
     X = session_features(turns, sessions)

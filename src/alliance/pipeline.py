@@ -185,7 +185,11 @@ def run_analysis(
         raise RuntimeError("internal error: assembled turns do not match the corpus; rerun with --no-resume")
     run = _run_record(built, encoder, seed, inputs or {}, corpus, rejected, len(chunks), resumed,
                       time.time() - started, fingerprint)
-    sessions, courses = _course_stage(turns, sessions, built, encoder.model_id if encoder is not None else None)
+    sessions, courses, calibration = _course_stage(turns, sessions, built,
+                                                   encoder.model_id if encoder is not None else None)
+    if calibration is not None:
+        run["calibration"] = calibration
+    run["seconds"] = round(time.time() - started, 3)
     _atomic_parquet(turns, out / "turns.parquet")
     _atomic_parquet(sessions, out / "sessions.parquet")
     if courses is not None:
@@ -201,16 +205,24 @@ def run_analysis(
 
 
 def _course_stage(turns: pd.DataFrame, sessions: pd.DataFrame, built: list[Lens], encoder_id: str | None = None
-                  ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+                  ) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, Any] | None]:
     """After all chunks: client-calibrated alliance per session and trajectories across each course's sessions
-    (these need whole courses and the finished session table, so they run once, not per chunk)."""
+    (these need whole courses and the finished session table, so they run once, not per chunk). Also returns what
+    run.json records of the calibration model (None when none was applied)."""
     if not any(lens.name == "trajectory" for lens in built):
-        return sessions, None
-    from alliance.calibration import add_calibrated
+        return sessions, None, None
+    from alliance.calibration import CalibratedAlliance, add_calibrated, shipped_model_exists
     from alliance.trajectory import course_table
 
-    sessions = add_calibrated(turns, sessions, encoder_id=encoder_id)
-    return sessions, course_table(sessions)
+    record = None
+    if shipped_model_exists():
+        model = CalibratedAlliance.load()
+        sessions = add_calibrated(turns, sessions, model, encoder_id=encoder_id)
+        card = model.card_
+        record = {"model_version": card.get("model_version"), "trained_on": card.get("trained_on"),
+                  "lenses": card.get("lenses"), "encoder": model.encoder_id,
+                  "encoder_features_used": encoder_id is None or encoder_id == model.encoder_id}
+    return sessions, course_table(sessions), record
 
 
 def _fingerprint(corpus: Corpus, lenses: list[Lens], encoder: Encoder | None, seed: int,

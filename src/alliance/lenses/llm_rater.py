@@ -10,9 +10,7 @@ lenses: they need an endpoint (docs/llm.md), and what they send is redacted for 
 
 from __future__ import annotations
 
-import json
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from alliance.corpus import SESSION_KEY, Corpus
+from alliance.data import load_json_data
 from alliance.lenses.base import Lens, LensContext, ReportSection, session_index
 
 SUBSCALES = ("goal", "task", "bond")
@@ -59,12 +58,7 @@ def krippendorff_alpha_interval(ratings: np.ndarray) -> float:
 
 
 def load_items(path: str | Path | None = None) -> dict[str, Any]:
-    if path is None:
-        text = resources.files("alliance.data.llm").joinpath(DEFAULT_ITEMS).read_text(encoding="utf-8")
-        source = f"alliance:data/llm/{DEFAULT_ITEMS}"
-    else:
-        text, source = Path(path).read_text(encoding="utf-8"), str(path)
-    doc = json.loads(text)
+    doc, source = load_json_data(path, "llm", DEFAULT_ITEMS, ValueError, "observer item file")
     items = doc.get("items", [])
     ids = [i.get("id") for i in items]
     if len(set(ids)) != len(ids) or any(i.get("subscale") not in SUBSCALES or not i.get("text") for i in items):

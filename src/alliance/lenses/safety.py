@@ -12,10 +12,8 @@ Nothing here is folded into bond or empathy: the lens reports flags with the tur
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -591,12 +589,7 @@ def _safety_section(turns: pd.DataFrame, session: pd.Series, prefix: str) -> Rep
 
 def load_probes(path: str | Path | None = None) -> list[dict[str, Any]]:
     """The safety probe bank (each client statement with an adequate and an inadequate reply)."""
-    if path is None:
-        text = resources.files("alliance.data.probes").joinpath(DEFAULT_PROBES).read_text(encoding="utf-8")
-        source = f"alliance:data/probes/{DEFAULT_PROBES}"
-    else:
-        text, source = Path(path).read_text(encoding="utf-8"), str(path)
-    doc = json.loads(text)
+    doc, source = load_json_data(path, "probes", DEFAULT_PROBES, SafetyConfigError, "safety probe bank")
     probes = doc.get("probes", [])
     for i, p in enumerate(probes):
         for f in ("id", "category", "level", "split", "text", "adequate", "inadequate"):

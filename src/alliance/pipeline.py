@@ -29,7 +29,7 @@ from alliance.registry import lenses as lens_registry
 
 #: Lenses run by ``alliance analyze`` unless told otherwise (names in :data:`alliance.registry.lenses`).
 DEFAULT_LENSES: tuple[str, ...] = ("alliance", "empathy", "markers", "coordination", "behaviour", "safety",
-                                   "trajectory")
+                                   "ruptures", "trajectory")
 CHUNK_TURNS = 4000
 PARTIAL_DIR = ".partial"
 
@@ -67,6 +67,9 @@ def _order(lenses: list[Lens]) -> list[Lens]:
             if req not in by_name:
                 raise ValueError(f"lens {lens.name!r} needs lens {req!r}; add it to --lenses")
             visit(by_name[req], (*stack, lens.name))
+        for opt in lens.after:  # optional inputs: run first when they are part of this run
+            if opt in by_name:
+                visit(by_name[opt], (*stack, lens.name))
         seen.add(lens.name)
         done.append(lens)
 

@@ -69,6 +69,8 @@ class Lens:
     needs_encoder: ClassVar[bool] = False
     #: other lenses whose turn columns this one reads from ``ctx.turn_scores``
     requires: ClassVar[tuple[str, ...]] = ()
+    #: other lenses whose columns this one reads when present: they run first if they are in the run
+    after: ClassVar[tuple[str, ...]] = ()
 
     def score(self, corpus: Corpus, ctx: LensContext) -> pd.DataFrame:
         raise NotImplementedError

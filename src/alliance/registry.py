@@ -93,5 +93,6 @@ lenses = Registry(
         "llm_judge": "alliance.lenses.llm_rater:LLMJudgeLens",
         "behaviour": "alliance.lenses.behaviour:BehaviourLens",
         "safety": "alliance.lenses.safety:SafetyLens",
+        "ruptures": "alliance.lenses.ruptures:RuptureMarkersLens",
     },
 )

@@ -108,7 +108,8 @@ class TrajectoryLens(Lens):
     and repairs with their turns; client-vs-counsellor gap trend per subscale."""
 
     name: ClassVar[str] = "trajectory"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"
+    after: ClassVar[tuple[str, ...]] = ("alliance", "empathy", "markers", "ruptures")
     citation: ClassVar[str] = ("Jacobson & Truax 1991 (reliable change index); Safran & Muran 2000 (rupture and "
                                "repair); Eubanks, Muran & Safran 2018 (rupture-repair meta-analysis)")
 
@@ -134,6 +135,9 @@ class TrajectoryLens(Lens):
         bond = pd.to_numeric(cols["alliance_bond"], errors="coerce").to_numpy(dtype=float) if "alliance_bond" in cols \
             else np.full(len(t), np.nan)
         bond_sd = self.reliability["measures"].get("client_bond", {}).get("turn_sd_within_session", np.nan)
+        # a strong confrontation or withdrawal marker in the client's words (ruptures lens) is a rupture too
+        marker = (cols["ruptures_kind"].astype(str).to_numpy() if "ruptures_kind" in cols
+                  else np.array([""] * len(t), dtype=object))
         kind = np.array([""] * len(t), dtype=object)
         repaired_at = np.full(len(t), np.nan)
         baseline_bond = np.full(len(t), np.nan)
@@ -145,12 +149,14 @@ class TrajectoryLens(Lens):
             sd = bond_sd if np.isfinite(bond_sd) else (np.nanstd(bond[rows]) if np.isfinite(bond[rows]).sum() > 1 else np.nan)
             for j, r in enumerate(rows):
                 prev = rows[max(0, j - BASELINE_TURNS):j]
-                if len(prev) < MIN_BASELINE:
+                marked = marker[r] in ("confrontation", "withdrawal")
+                if len(prev) < MIN_BASELINE and not marked:  # a marker needs no baseline; a drop does
                     continue
-                base_b = np.nanmean(bond[prev]) if np.isfinite(bond[prev]).any() else np.nan
+                based = len(prev) >= MIN_BASELINE
+                base_b = np.nanmean(bond[prev]) if based and np.isfinite(bond[prev]).any() else np.nan
                 baseline_bond[r] = base_b
-                base_w = np.median(words[prev])
-                base_l = np.nanmedian(latency[prev]) if np.isfinite(latency[prev]).any() else np.nan
+                base_w = np.median(words[prev]) if based else np.nan
+                base_l = np.nanmedian(latency[prev]) if based and np.isfinite(latency[prev]).any() else np.nan
                 why = []
                 if np.isfinite(base_b) and np.isfinite(bond[r]) and sd > 0 and bond[r] < base_b - self.drop_sds * sd:
                     why.append("bond drop")
@@ -159,6 +165,8 @@ class TrajectoryLens(Lens):
                 if (np.isfinite(base_l) and np.isfinite(latency[r]) and latency[r] >= MIN_LATENCY_S
                         and latency[r] > LATENCY_FACTOR * max(base_l, 1.0)):
                     why.append("slow reply")
+                if marked:
+                    why.append(f"{marker[r]} marker")
                 if not why:
                     continue
                 kind[r] = "+".join(why)
@@ -167,7 +175,8 @@ class TrajectoryLens(Lens):
                     back_words = "minimal reply" not in why or (not minimal[r2] and words[r2] >= 0.5 * base_w)
                     back_fast = "slow reply" not in why or not (np.isfinite(latency[r2])
                                                                  and latency[r2] > LATENCY_FACTOR * max(base_l, 1.0))
-                    if back_bond and back_words and back_fast:
+                    back_marker = not marked or marker[r2] not in ("confrontation", "withdrawal")
+                    if back_bond and back_words and back_fast and back_marker:
                         repaired_at[r] = tidx[r2]
                         break
         return pd.DataFrame({"trajectory_rupture": kind != "", "trajectory_rupture_kind": kind.astype(str),

@@ -1,0 +1,113 @@
+"""Validate the rupture-marker lens, zero-shot, against labels nobody on this project wrote.
+
+Evidence: KokoroChat clients' overall score and dropout flag (``unwilling_to_continue``); FailedESConv seekers'
+per-turn feedback (1-5) and the failed-vs-kept contrast with ESConv; AnnoMI's expert MI quality. Nothing is fitted,
+so every figure is a direct rank correlation or AUC over all sessions (or turns), with a bootstrap interval.
+
+    PYTHONPATH=src HF_HUB_OFFLINE=1 python benchmarks/validate_ruptures.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from validate_trajectory import SEED, analysed, auc, data_root, session_meta, spearman
+
+LENSES = ["alliance", "markers", "ruptures", "trajectory"]  # the calibration run's set, so its caches are shared
+
+
+def boot_auc(flag, score, draws: int = 1000) -> tuple[float, float]:
+    """95% stratified bootstrap interval of the AUC (positives and negatives resampled separately)."""
+    rng = np.random.default_rng(SEED)
+    flag, score = np.asarray(flag, dtype=bool), np.asarray(score, dtype=float)
+    pos, neg = score[flag], score[~flag]
+    vals = [auc(np.r_[np.ones(len(pos)), np.zeros(len(neg))],
+                np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]) for _ in range(draws)]
+    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
+
+
+def meta_value(meta, key: str):
+    """One key of a turn's metadata, stored as a dict or as JSON text."""
+    if isinstance(meta, str):
+        meta = json.loads(meta) if meta.strip() else {}
+    return (meta or {}).get(key)
+
+
+def family_columns(sessions: pd.DataFrame) -> list[str]:
+    return [c for c in sessions.columns if c.startswith("ruptures_") and c.endswith(("_max", "_last"))]
+
+
+def client_strain(s: pd.DataFrame) -> pd.Series:
+    """Strongest client confrontation or withdrawal match in the session (the lens's client families)."""
+    cols = [c for c in family_columns(s) if c.endswith("_max") and not c.startswith("ruptures_repair")]
+    return s[cols].max(axis=1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cache", type=Path, default=Path("/work/scratch/trajectory"),
+                    help="folder for the scored corpora (never inside the repository)")
+    args = ap.parse_args()
+    root = data_root()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    print(f"# validate_ruptures  date {time.strftime('%Y-%m-%d')}  lenses {','.join(LENSES)}  seed {SEED}  "
+          "(zero-shot: nothing fitted)")
+
+    _, ks = analysed("kokorochat", [root / "kokorochat_en" / "English"], "kokorochat", LENSES, args.cache)
+    ks = ks.set_index(["course_id", "session_id"], drop=False)
+    score = pd.to_numeric(session_meta(ks, "score"), errors="coerce").to_numpy()
+    unwilling = session_meta(ks, "unwilling_to_continue").fillna(False).astype(bool).to_numpy()
+    print(f"\n## KokoroChat ({len(ks)} sessions, {int(unwilling.sum())} unwilling to continue): higher marker "
+          "match vs the client's score (rho) and dropout (AUC, 95% bootstrap interval)")
+    for c in [*family_columns(ks), "ruptures_n_confrontation", "ruptures_n_withdrawal", "ruptures_n_repair"]:
+        lo, hi = boot_auc(unwilling, ks[c])
+        print(f"  {c:42s} rho(score) {spearman(ks[c], score):+.3f}   AUC(unwilling) {auc(unwilling, ks[c]):.3f} "
+              f"[{lo:.3f}, {hi:.3f}]")
+    strain = client_strain(ks).to_numpy()
+    lo, hi = boot_auc(unwilling, strain)
+    marked = (ks["ruptures_n_confrontation"] + ks["ruptures_n_withdrawal"]).to_numpy() > 0
+    print(f"  strongest client match, any family         rho(score) {spearman(strain, score):+.3f}   "
+          f"AUC(unwilling) {auc(unwilling, strain):.3f} [{lo:.3f}, {hi:.3f}]")
+    print(f"  sessions with a marked client turn: {marked[unwilling].mean():.0%} of unwilling, "
+          f"{marked[~unwilling].mean():.0%} of the rest; mean score {np.nanmean(score[marked]):.1f} vs "
+          f"{np.nanmean(score[~marked]):.1f}")
+
+    es_paths = [root / "esconv" / "hf_format" / f for f in ("train.json", "valid.json", "test.json")]
+    _, es = analysed("esconv", es_paths, "esconv", LENSES, args.cache)
+    ft, fs = analysed("failedesconv", [root / "esconv" / "thu-coai" / "FailedESConv.json"], "esconv", LENSES,
+                      args.cache)
+    flag = np.r_[np.zeros(len(es)), np.ones(len(fs))]
+    print("\n## ESConv (kept) vs FailedESConv (rejected by the authors): AUC of a higher match in the failed ones")
+    for c in [c for c in family_columns(fs) if c.endswith("_max")]:
+        print(f"  {c:42s} AUC(failed) {auc(flag, np.r_[es[c], fs[c]]):.3f}")
+    print(f"  strongest client match, any family         AUC(failed) "
+          f"{auc(flag, np.r_[client_strain(es), client_strain(fs)]):.3f}")
+    es_i = es.set_index(["course_id", "session_id"], drop=False)
+    for lab in ("empathy", "relevance"):
+        v = pd.to_numeric(session_meta(es_i, lab), errors="coerce").to_numpy()
+        print(f"  ESConv: rho(strongest client match, seeker-rated {lab}) = {spearman(client_strain(es_i), v):+.3f}")
+
+    fb = pd.to_numeric(pd.Series([meta_value(m, "feedback") for m in ft["meta"]], index=ft.index), errors="coerce")
+    seeker = (ft["speaker"] == "client") & fb.notna()
+    strain_t = ft[["ruptures_confrontation", "ruptures_withdrawal"]].max(axis=1)
+    mk = ft["ruptures_kind"].isin(["confrontation", "withdrawal"])
+    print(f"\n## FailedESConv seeker turns with feedback ({int(seeker.sum())} turns): per-turn feedback (1-5) vs the "
+          "turn's strongest client match")
+    print(f"  rho(feedback, match) = {spearman(strain_t[seeker], fb[seeker]):+.3f}   mean feedback on marked turns "
+          f"{fb[seeker & mk].mean():.2f} (n={int((seeker & mk).sum())}) vs unmarked {fb[seeker & ~mk].mean():.2f}")
+
+    _, an = analysed("annomi", [root / "annomi" / "AnnoMI-simple.csv"], "annomi", LENSES, args.cache)
+    an = an.set_index(["course_id", "session_id"], drop=False)
+    high = session_meta(an, "mi_quality").astype(str).str.lower().eq("high").to_numpy()
+    print(f"\n## AnnoMI ({len(an)} sessions, {int(high.sum())} high-quality MI): AUC > .5 = higher in high quality")
+    for c in [c for c in family_columns(an) if c.endswith("_max")]:
+        print(f"  {c:42s} AUC(high) {auc(high, an[c]):.3f}")
+
+
+if __name__ == "__main__":
+    main()

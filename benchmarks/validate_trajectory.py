@@ -149,7 +149,7 @@ def main() -> None:
         lenses = [x for x in args.lenses.split(",") if x]
     else:
         lenses = []
-        for n in ("empathy", "markers", "coordination", "behaviour", "safety", "trajectory"):
+        for n in ("empathy", "markers", "coordination", "behaviour", "safety", "ruptures", "trajectory"):
             try:
                 if not registry.get(n).needs_encoder:
                     lenses.append(n)
@@ -235,8 +235,8 @@ def main() -> None:
     print("\n## Empathy-alliance gap: incremental out-of-fold rho with the overall score")
     numeric = [c for c in X.columns if not c.startswith("text_")]
     sources = {feature_source(c) for c in numeric}
-    steps = [g for g in ("empathy", "trajectory", "markers", "coordination", "behaviour", "safety", "alliance",
-                         "struct") if g in sources]
+    steps = [g for g in ("empathy", "trajectory", "markers", "coordination", "behaviour", "safety", "ruptures",
+                         "alliance", "struct") if g in sources]
     print("(steps by source: empathy = empathy_* and trajectory_empathy_*; alliance = alliance_*, "
           "trajectory_{client,counsellor}_{goal,task,bond}_* and trajectory_gap_*; trajectory = client words, "
           "ruptures, repairs; no text)")

@@ -27,7 +27,7 @@ from alliance.corpus import SESSION_KEY
 AXES: tuple[str, ...] = ("goal", "task", "bond")
 TARGETS: tuple[str, ...] = (*AXES, "overall")
 MODEL_FORMAT = "alliance-calibration"
-MODEL_VERSION = "1.1.0"
+MODEL_VERSION = "1.2.0"
 DEFAULT_MODEL = "calibration_v1.json.gz"
 
 #: KokoroChat review items (0-5) averaged into each axis. Bond: the client felt understood, respected, accepted
@@ -55,7 +55,7 @@ MINIMAL_WORDS = 3
 DEFAULT_ENCODER_ID = "sentence-transformers/all-MiniLM-L6-v2"
 #: Lens families (by :func:`feature_source`) that need the sentence encoder, so a user's run may lack them. A model
 #: trained with them also keeps level-2 heads without them (``reduced``), used for sessions that lack them all.
-ENCODER_SOURCES: tuple[str, ...] = ("alliance", "empathy")
+ENCODER_SOURCES: tuple[str, ...] = ("alliance", "empathy", "behaviour", "safety", "ruptures")
 #: Session columns never used as features (keys, labels, bookkeeping).
 _NOT_FEATURES = {"session_index", "n_turns", "course_id", "session_id", "source", "meta"}
 #: Column prefixes never used as features: ``calibrated_*`` are a (shipped) calibration model's own predictions,

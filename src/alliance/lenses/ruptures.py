@@ -139,14 +139,14 @@ class RuptureMarkersLens(Lens):
         kind_of = {f.id: f.kind for f in self.families}
         marker = turn_scores["ruptures_marker"].to_numpy()
         tidx = t["turn_index"].to_numpy()
+        fam_z = {f.id: turn_scores[f"ruptures_z_{f.id}"].to_numpy(dtype=float) for f in self.families}
         rows = []
         for code in range(codes.max() + 1 if len(codes) else 0):
             m = codes == code
             last = m & (pos >= 2 / 3)
             row: dict[str, Any] = {}
             for f in self.families:
-                z = turn_scores[f"ruptures_z_{f.id}"].to_numpy(dtype=float)
-                zm, zl = z[m], z[last]
+                zm, zl = fam_z[f.id][m], fam_z[f.id][last]
                 row[f"ruptures_{f.id}_max"] = float(np.nanmax(zm)) if np.isfinite(zm).any() else np.nan
                 row[f"ruptures_{f.id}_last"] = float(np.nanmax(zl)) if np.isfinite(zl).any() else np.nan
             marked = [(int(i), str(k)) for i, k in zip(tidx[m], marker[m], strict=True) if k]

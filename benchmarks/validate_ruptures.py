@@ -10,13 +10,12 @@ so every figure is a direct rank correlation or AUC over all sessions (or turns)
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from validate_trajectory import SEED, analysed, auc, data_root, session_meta, spearman
+from validate_trajectory import SEED, analysed, auc, data_root, meta_value, session_meta, spearman
 
 LENSES = ["alliance", "markers", "ruptures", "trajectory"]  # the calibration run's set, so its caches are shared
 
@@ -29,13 +28,6 @@ def boot_auc(flag, score, draws: int = 1000) -> tuple[float, float]:
     vals = [auc(np.r_[np.ones(len(pos)), np.zeros(len(neg))],
                 np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]) for _ in range(draws)]
     return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
-
-
-def meta_value(meta, key: str):
-    """One key of a turn's metadata, stored as a dict or as JSON text."""
-    if isinstance(meta, str):
-        meta = json.loads(meta) if meta.strip() else {}
-    return (meta or {}).get(key)
 
 
 def family_columns(sessions: pd.DataFrame) -> list[str]:

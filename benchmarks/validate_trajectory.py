@@ -70,8 +70,15 @@ def analysed(name: str, paths: list[Path], fmt: str, lenses: list[str], cache: P
     return a.turns, a.sessions
 
 
+def meta_value(meta, key: str):
+    """One key of a row's metadata, stored as a dict or as JSON text (as in turns/sessions.parquet)."""
+    if isinstance(meta, str):
+        meta = json.loads(meta) if meta.strip() else {}
+    return (meta or {}).get(key)
+
+
 def session_meta(sessions: pd.DataFrame, key: str) -> pd.Series:
-    vals = [(json.loads(m) if isinstance(m, str) else (m or {})).get(key) for m in sessions["meta"]]
+    vals = [meta_value(m, key) for m in sessions["meta"]]
     return pd.Series(vals, index=pd.MultiIndex.from_frame(sessions[SESSION_KEY]), name=key)
 
 

@@ -93,6 +93,14 @@ def load_background(path: str | Path | None = None) -> list[str]:
     return lines
 
 
+def background_stats(background: np.ndarray, probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and SD of each probe's cosine over the neutral background turns (unit vectors): a turn's similarity
+    to a probe is read as ``(cosine - mean) / sd``. The SD is floored so a probe the background never varies on
+    cannot blow the scale up."""
+    sims = background @ probes.T
+    return sims.mean(axis=0), np.maximum(sims.std(axis=0), 1e-3)
+
+
 def context_vectors(emb: np.ndarray, session_codes: np.ndarray, k: int, decay: float = 0.5) -> np.ndarray:
     """Each turn's vector plus its preceding ``k`` turns in the same session, weighted ``decay**distance``."""
     if k <= 0:
@@ -134,10 +142,9 @@ class AllianceLens(Lens):
             vecs, mu, sd = {}, {}, {}
             for side in ROLES:
                 pv = encoder.encode([p.text for p in self.probe_set.for_side(side)])
-                sims = bg @ pv.T
                 vecs[side] = pv
-                mu[side] = sims.mean(axis=0) if self.calibrate else np.zeros(pv.shape[0])
-                sd[side] = np.maximum(sims.std(axis=0), 1e-3) if self.calibrate else np.ones(pv.shape[0])
+                mu[side], sd[side] = (background_stats(bg, pv) if self.calibrate
+                                      else (np.zeros(pv.shape[0]), np.ones(pv.shape[0])))
             self._probe_cache[mid] = (vecs, mu, sd)
         return self._probe_cache[mid]
 

@@ -22,7 +22,7 @@ import pandas as pd
 from alliance.corpus import SESSION_KEY, Corpus
 from alliance.data import load_json_data
 from alliance.encoders.base import Encoder
-from alliance.lenses.alliance_probes import load_background
+from alliance.lenses.alliance_probes import background_stats, load_background
 from alliance.lenses.base import Lens, LensContext, ReportSection, session_index
 from alliance.trajectory import relative_position
 
@@ -102,8 +102,7 @@ class RuptureMarkersLens(Lens):
             stats = []
             for f in self.families:
                 pv = encoder.encode(list(f.probes))
-                sims = bg @ pv.T
-                stats.append((pv, sims.mean(axis=0), np.maximum(sims.std(axis=0), 1e-3)))
+                stats.append((pv, *background_stats(bg, pv)))
             self._stats[mid] = stats
         return self._stats[mid]
 

@@ -52,6 +52,8 @@ LATENCY_FACTOR = 3.0
 MIN_LATENCY_S = 60.0
 #: A rupture is repaired if the client is back at or above the baseline within this many client turns.
 REPAIR_TURNS = 4
+#: Kinds of marked client turns (ruptures lens, ``ruptures_kind``) that count as ruptures.
+MARKER_RUPTURES = ("confrontation", "withdrawal")
 #: Columns the markers lens may provide; used instead of the fallbacks when present.
 MARKER_MINIMAL = ("markers_minimal_response", "markers_minimal")
 MARKER_LATENCY = ("markers_latency_s", "markers_latency")
@@ -149,7 +151,7 @@ class TrajectoryLens(Lens):
             sd = bond_sd if np.isfinite(bond_sd) else (np.nanstd(bond[rows]) if np.isfinite(bond[rows]).sum() > 1 else np.nan)
             for j, r in enumerate(rows):
                 prev = rows[max(0, j - BASELINE_TURNS):j]
-                marked = marker[r] in ("confrontation", "withdrawal")
+                marked = marker[r] in MARKER_RUPTURES
                 if len(prev) < MIN_BASELINE and not marked:  # a marker needs no baseline; a drop does
                     continue
                 based = len(prev) >= MIN_BASELINE
@@ -175,7 +177,7 @@ class TrajectoryLens(Lens):
                     back_words = "minimal reply" not in why or (not minimal[r2] and words[r2] >= 0.5 * base_w)
                     back_fast = "slow reply" not in why or not (np.isfinite(latency[r2])
                                                                  and latency[r2] > LATENCY_FACTOR * max(base_l, 1.0))
-                    back_marker = not marked or marker[r2] not in ("confrontation", "withdrawal")
+                    back_marker = not marked or marker[r2] not in MARKER_RUPTURES
                     if back_bond and back_words and back_fast and back_marker:
                         repaired_at[r] = tidx[r2]
                         break

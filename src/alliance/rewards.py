@@ -138,6 +138,20 @@ def replay(messages: Sequence[dict[str, str]], reply: str, persona: Persona, sta
     return before, float(np.clip(before + delta, 0, 100)), events
 
 
+def _replayed(completions: Sequence[Any], prompts: Sequence[Any] | None,
+              kwargs: dict[str, Any]) -> list[tuple[float, float]]:
+    """The simulated client's state before and after each completion (see :func:`replay`), with the dataset
+    columns ``persona_id``, ``client_state`` and ``seed`` read per row."""
+    meter = _meter(kwargs)
+    out = []
+    for i, comp in enumerate(completions):
+        msgs = prompt_messages(prompts[i] if prompts is not None else None)
+        before, after, _ = replay(msgs, completion_text(comp), _persona(_column(kwargs, "persona_id", i)),
+                                  _column(kwargs, "client_state", i), int(_column(kwargs, "seed", i, 0)), meter)
+        out.append((before, after))
+    return out
+
+
 def emotion_reward(completions: Sequence[Any], prompts: Sequence[Any] | None = None, **kwargs: Any) -> list[float]:
     """RLVER's emotion reward: the simulated client's emotional state after the reply, in 0..1.
 
@@ -145,27 +159,13 @@ def emotion_reward(completions: Sequence[Any], prompts: Sequence[Any] | None = N
     ``client_state`` (the state before the reply; default: replay the prompt's bot turns from the persona's start),
     ``seed``.
     """
-    out = []
-    for i, comp in enumerate(completions):
-        msgs = prompt_messages(prompts[i] if prompts is not None else None)
-        persona = _persona(_column(kwargs, "persona_id", i))
-        _, after, _ = replay(msgs, completion_text(comp), persona, _column(kwargs, "client_state", i),
-                             int(_column(kwargs, "seed", i, 0)), _meter(kwargs))
-        out.append(after / 100.0)
-    return out
+    return [after / 100.0 for _, after in _replayed(completions, prompts, kwargs)]
 
 
 def emotion_change_reward(completions: Sequence[Any], prompts: Sequence[Any] | None = None,
                           **kwargs: Any) -> list[float]:
     """The change of the simulated client's state caused by the reply, scaled to -1..1 (|change| <= 10)."""
-    out = []
-    for i, comp in enumerate(completions):
-        msgs = prompt_messages(prompts[i] if prompts is not None else None)
-        persona = _persona(_column(kwargs, "persona_id", i))
-        before, after, _ = replay(msgs, completion_text(comp), persona, _column(kwargs, "client_state", i),
-                                  int(_column(kwargs, "seed", i, 0)), _meter(kwargs))
-        out.append((after - before) / MAX_STEP)
-    return out
+    return [(after - before) / MAX_STEP for before, after in _replayed(completions, prompts, kwargs)]
 
 
 def alliance_reward(completions: Sequence[Any], prompts: Sequence[Any] | None = None, **kwargs: Any) -> list[float]:

@@ -13,6 +13,7 @@ import argparse
 import shutil
 import statistics
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, required=True, help="a scored run folder (turns/sessions parquet)")
     ap.add_argument("--sessions", type=int, default=1000)
-    ap.add_argument("--out", type=Path, default=Path("/work/scratch/trajectory/report-load"))
+    ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "alliance-report-load",
+                    help="folder the two layouts are written to (emptied first)")
     args = ap.parse_args()
     from alliance.report.html import render_html
     from alliance.report.site import write_site

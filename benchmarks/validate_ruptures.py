@@ -15,19 +15,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from validate_trajectory import SEED, analysed, auc, data_root, meta_value, session_meta, spearman
+from validate_trajectory import (
+    SEED,
+    analysed,
+    auc,
+    boot_auc,
+    data_root,
+    default_cache,
+    meta_value,
+    session_meta,
+    spearman,
+)
 
 LENSES = ["alliance", "markers", "ruptures", "trajectory"]  # the calibration run's set, so its caches are shared
-
-
-def boot_auc(flag, score, draws: int = 1000) -> tuple[float, float]:
-    """95% stratified bootstrap interval of the AUC (positives and negatives resampled separately)."""
-    rng = np.random.default_rng(SEED)
-    flag, score = np.asarray(flag, dtype=bool), np.asarray(score, dtype=float)
-    pos, neg = score[flag], score[~flag]
-    vals = [auc(np.r_[np.ones(len(pos)), np.zeros(len(neg))],
-                np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]) for _ in range(draws)]
-    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
 
 
 def family_columns(sessions: pd.DataFrame) -> list[str]:
@@ -42,8 +42,9 @@ def client_strain(s: pd.DataFrame) -> pd.Series:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cache", type=Path, default=Path("/work/scratch/trajectory"),
-                    help="folder for the scored corpora (never inside the repository)")
+    ap.add_argument("--cache", type=Path, default=default_cache(),
+                    help="folder for the scored corpora (never inside the repository; default "
+                         "$ALLIANCE_CACHE/validation)")
     args = ap.parse_args()
     root = data_root()
     args.cache.mkdir(parents=True, exist_ok=True)

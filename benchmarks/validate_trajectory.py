@@ -8,6 +8,10 @@ emotion intensity) and FailedESConv. Reads ../shared/data (or $ALLIANCE_DATA); p
     PYTHONPATH=src python benchmarks/validate_trajectory.py --lenses alliance,trajectory,markers
     PYTHONPATH=src python benchmarks/validate_trajectory.py --lenses alliance,empathy,markers,trajectory --no-rationales
     PYTHONPATH=src python benchmarks/validate_trajectory.py --train src/alliance/data/calibration/calibration_v1.json.gz
+    ALLIANCE_DATA=/path/to/held-out PYTHONPATH=src python benchmarks/validate_trajectory.py --holdout
+
+``--holdout`` fits nothing: it scores the shipped model (or ``--model``) as it is on whatever the data folder holds,
+leaving out the sessions the model was trained on, and prints the same figures for sessions of new clients.
 """
 
 from __future__ import annotations
@@ -46,6 +50,14 @@ FOLDS = 5
 
 def data_root() -> Path:
     return Path(os.environ.get("ALLIANCE_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+
+
+def default_cache() -> Path:
+    """Where the benchmarks keep scored corpora: $ALLIANCE_CACHE/validation (default ~/.cache/alliance), never
+    inside the repository, since the tables hold the corpora's text."""
+    from alliance.encoders import default_cache_dir
+
+    return default_cache_dir() / "validation"
 
 
 def analysed(name: str, paths: list[Path], fmt: str, lenses: list[str], cache: Path,
@@ -98,6 +110,19 @@ def auc(flag, score) -> float:
     return float(roc_auc_score(flag[ok], score[ok])) if 0 < flag[ok].sum() < ok.sum() else float("nan")
 
 
+def boot_auc(flag, score, draws: int = 1000) -> tuple[float, float]:
+    """95% stratified bootstrap interval of the AUC (positives and negatives resampled separately)."""
+    rng = np.random.default_rng(SEED)
+    flag, score = np.asarray(flag, dtype=bool), np.asarray(score, dtype=float)
+    ok = np.isfinite(score)
+    pos, neg = score[flag & ok], score[~flag & ok]
+    if not len(pos) or not len(neg):
+        return float("nan"), float("nan")
+    vals = [auc(np.r_[np.ones(len(pos)), np.zeros(len(neg))],
+                np.r_[rng.choice(pos, len(pos)), rng.choice(neg, len(neg))]) for _ in range(draws)]
+    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
+
+
 def partial_spearman(x, y, control) -> float:
     """Spearman correlation of x and y with the control's ranks partialled out of both."""
     from scipy.stats import rankdata
@@ -138,8 +163,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lenses", default="", help="comma-separated lenses to score first (default: every registered "
                                                   "lens that needs no encoder)")
-    ap.add_argument("--cache", type=Path, default=Path("/work/scratch/trajectory"),
-                    help="folder for the scored corpora (never inside the repository)")
+    ap.add_argument("--cache", type=Path, default=default_cache(),
+                    help="folder for the scored corpora (never inside the repository; default "
+                         "$ALLIANCE_CACHE/validation)")
+    ap.add_argument("--holdout", action="store_true",
+                    help="fit nothing: score --model (default: the shipped model) as it is on the data folder, "
+                         "leaving out the sessions it was trained on")
+    ap.add_argument("--model", type=Path, default=None, help="with --holdout: a saved model (.json.gz)")
     ap.add_argument("--train", type=Path, help="also fit on all of KokoroChat and save the model here")
     ap.add_argument("--write-reliability", type=Path, help="estimate the trajectory lens's reliabilities on "
                                                             "KokoroChat and write them here")
@@ -150,6 +180,10 @@ def main() -> None:
     ap.add_argument("--write-summary", action="store_true",
                     help="write the figures the HTML report shows to src/alliance/data/validation/calibration.json")
     args = ap.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    if args.holdout:
+        holdout(args)
+        return
     from alliance.registry import lenses as registry
 
     if args.lenses:
@@ -165,7 +199,6 @@ def main() -> None:
     options = {"empathy": {"rationales": False}} if args.no_rationales and "empathy" in lenses else {}
     command = "PYTHONPATH=src HF_HUB_OFFLINE=1 python benchmarks/validate_trajectory.py " + " ".join(sys.argv[1:])
     root = data_root()
-    args.cache.mkdir(parents=True, exist_ok=True)
     print(f"# validate_trajectory  date {time.strftime('%Y-%m-%d')}  lenses {','.join(lenses)}  seed {SEED}  "
           f"folds {FOLDS} grouped by client_id" + (f"  options {json.dumps(options)}" if options else ""))
     turns, sessions = analysed("kokorochat", [root / "kokorochat_en" / "English"], "kokorochat", lenses, args.cache,
@@ -176,13 +209,7 @@ def main() -> None:
         doc = estimate_reliability(turns, "KokoroChat English (shared dev split), all sessions")
         args.write_reliability.write_text(json.dumps(doc, indent=2) + "\n")
         print(f"# wrote {args.write_reliability}")
-    X = session_features(turns, sessions)
-    Y = review_targets(sessions).reindex(X.index)
-    unwilling = session_meta(sessions, "unwilling_to_continue").reindex(X.index).fillna(False).astype(bool)
-    groups = session_meta(sessions, "client_id").reindex(X.index).astype(str).to_numpy()
-    text = transcript_text(turns).reindex(X.index)
-    ok = Y.notna().all(axis=1).to_numpy()
-    X, Y, unwilling, groups, text = X[ok], Y[ok], unwilling[ok], groups[ok], text[ok]
+    X, Y, unwilling, groups, text, sessions = kokorochat_tables(turns, sessions)
     present = sorted({feature_group(c) for c in X.columns if c not in ("text_client", "text_counsellor",
                                                                          "text_client_end")})
     print(f"KokoroChat: {len(X)} rated sessions, {len(set(groups))} clients, {int(unwilling.sum())} unwilling to "
@@ -222,9 +249,6 @@ def main() -> None:
         print(f"heads fitted without them: rho(score) = {spearman(p_heads, Y['overall']):.3f}   "
               f"AUC(unwilling) = {auc(unwilling, -p_heads):.3f}   training medians instead: rho(score) = "
               f"{spearman(p_median, Y['overall']):.3f}   AUC(unwilling) = {auc(unwilling, -p_median):.3f}")
-    # discriminant validity: partial Spearman controlling for the overall score
-    items = {k: session_meta(sessions, k).reindex(X.index).astype(float) for k in
-             ("showed_acceptance_and_empathy", "helped_identify_goals")}
     print("\n## Discriminant validity (partial Spearman, controlling for the client's overall score)")
     axes_for_dv = {"predicted goal axis (OOF)": full["goal"], "predicted bond axis (OOF)": full["bond"]}
     for col in ("empathy_total_mean", "trajectory_empathy_level"):
@@ -233,10 +257,7 @@ def main() -> None:
             break
     else:
         print("per-reply empathy: no empathy lens columns in this run")
-    for name, v in axes_for_dv.items():
-        a = partial_spearman(v, items["showed_acceptance_and_empathy"], Y["overall"])
-        b = partial_spearman(v, items["helped_identify_goals"], Y["overall"])
-        print(f"{name}: with showed_acceptance_and_empathy {a:+.3f}   with helped_identify_goals {b:+.3f}")
+    discriminant_validity(axes_for_dv, sessions, Y)
     # incremental gap analysis, by the measure each feature comes from (feature_source): the trajectory lens's
     # alliance-probe and empathy trajectories count with the alliance and empathy steps, not with "trajectory"
     print("\n## Empathy-alliance gap: incremental out-of-fold rho with the overall score")
@@ -300,31 +321,124 @@ def main() -> None:
                 "model_card": "alliance/data/calibration/MODEL_CARD.md"}
         model.save(args.train, card)
         print(f"# saved {args.train} ({args.train.stat().st_size / 1e6:.1f} MB)")
-    if args.no_esconv:
-        return
-    print("\n## Transfer: model fitted on all KokoroChat, scored on ESConv and FailedESConv")
+    if not args.no_esconv:
+        transfer(model, root, lenses, args.cache, options)
+
+def transfer(model: CalibratedAlliance, root: Path, lenses: list[str], cache: Path,
+             options: dict[str, dict]) -> None:
+    """The model as it is, on corpora it was not trained on: ESConv seekers' ratings, FailedESConv, AnnoMI quality.
+    A corpus whose folder is absent is skipped with a line saying so."""
+    print("\n## Transfer: the model as fitted, scored on ESConv, FailedESConv and AnnoMI")
     es_paths = [root / "esconv" / "hf_format" / f for f in ("train.json", "valid.json", "test.json")]
-    et, es = analysed("esconv", es_paths, "esconv", lenses, args.cache, options)
-    ft, fs = analysed("failedesconv", [root / "esconv" / "thu-coai" / "FailedESConv.json"], "esconv", lenses,
-                      args.cache, options)
-    pe = model.predict(session_features(et, es))
-    idx = pe.index
-    emp = pd.to_numeric(session_meta(es, "empathy").reindex(idx), errors="coerce")
-    rel = pd.to_numeric(session_meta(es, "relevance").reindex(idx), errors="coerce")
-    drop = (pd.to_numeric(session_meta(es, "initial_emotion_intensity").reindex(idx), errors="coerce")
-            - pd.to_numeric(session_meta(es, "final_emotion_intensity").reindex(idx), errors="coerce"))
-    print(f"ESConv ({len(pe)} dialogues): " + "   ".join(
-        f"rho({t} vs {lab}) = {spearman(pe[t], v):.3f}" for t in ("overall", "bond", "goal")
-        for lab, v in (("empathy", emp), ("relevance", rel), ("intensity drop", drop))))
-    pf = model.predict(session_features(ft, fs))
-    flag = np.r_[np.zeros(len(pe)), np.ones(len(pf))]
-    print(f"FailedESConv ({len(pf)} dialogues) vs ESConv: AUC(failed, lower predicted overall) = "
-          f"{auc(flag, -np.r_[pe['overall'], pf['overall']]):.3f}")
-    at, asess = analysed("annomi", [root / "annomi" / "AnnoMI-simple.csv"], "annomi", lenses, args.cache, options)
-    pa = model.predict(session_features(at, asess))
-    high = session_meta(asess, "mi_quality").reindex(pa.index).astype(str).str.lower().eq("high")
-    print(f"AnnoMI ({len(pa)} MI sessions, {int(high.sum())} high quality): AUC(high-quality MI, higher predicted "
-          f"overall) = {auc(high, pa['overall']):.3f}   bond {auc(high, pa['bond']):.3f}")
+    es_paths = [p for p in es_paths if p.exists()]
+    failed = root / "esconv" / "thu-coai" / "FailedESConv.json"
+    pe = None
+    if es_paths:
+        et, es = analysed("esconv", es_paths, "esconv", lenses, cache, options)
+        pe = model.predict(session_features(et, es))
+        idx = pe.index
+        emp = pd.to_numeric(session_meta(es, "empathy").reindex(idx), errors="coerce")
+        rel = pd.to_numeric(session_meta(es, "relevance").reindex(idx), errors="coerce")
+        drop = (pd.to_numeric(session_meta(es, "initial_emotion_intensity").reindex(idx), errors="coerce")
+                - pd.to_numeric(session_meta(es, "final_emotion_intensity").reindex(idx), errors="coerce"))
+        print(f"ESConv ({len(pe)} dialogues): " + "   ".join(
+            f"rho({t} vs {lab}) = {spearman(pe[t], v):.3f}" for t in ("overall", "bond", "goal")
+            for lab, v in (("empathy", emp), ("relevance", rel), ("intensity drop", drop))))
+    else:
+        print(f"ESConv: no {root / 'esconv' / 'hf_format'}/*.json; skipped")
+    if pe is not None and failed.exists():
+        ft, fs = analysed("failedesconv", [failed], "esconv", lenses, cache, options)
+        pf = model.predict(session_features(ft, fs))
+        flag = np.r_[np.zeros(len(pe)), np.ones(len(pf))]
+        print(f"FailedESConv ({len(pf)} dialogues) vs ESConv: AUC(failed, lower predicted overall) = "
+              f"{auc(flag, -np.r_[pe['overall'], pf['overall']]):.3f}")
+    else:
+        print("FailedESConv: needs ESConv and FailedESConv.json; skipped")
+    annomi = root / "annomi" / "AnnoMI-simple.csv"
+    if annomi.exists():
+        at, asess = analysed("annomi", [annomi], "annomi", lenses, cache, options)
+        pa = model.predict(session_features(at, asess))
+        high = session_meta(asess, "mi_quality").reindex(pa.index).astype(str).str.lower().eq("high")
+        print(f"AnnoMI ({len(pa)} MI sessions, {int(high.sum())} high quality): AUC(high-quality MI, higher "
+              f"predicted overall) = {auc(high, pa['overall']):.3f}   bond {auc(high, pa['bond']):.3f}")
+    else:
+        print(f"AnnoMI: no {annomi}; skipped")
+
+
+def kokorochat_tables(turns: pd.DataFrame, sessions: pd.DataFrame):
+    """Session features, the client's ratings, the dropout flag, client ids and transcripts of rated sessions."""
+    X = session_features(turns, sessions)
+    Y = review_targets(sessions).reindex(X.index)
+    unwilling = session_meta(sessions, "unwilling_to_continue").reindex(X.index).fillna(False).astype(bool)
+    groups = session_meta(sessions, "client_id").reindex(X.index).astype(str).to_numpy()
+    text = transcript_text(turns).reindex(X.index)
+    ok = Y.notna().all(axis=1).to_numpy()
+    return X[ok], Y[ok], unwilling[ok], groups[ok], text[ok], sessions
+
+
+def discriminant_validity(named: dict[str, pd.Series], sessions: pd.DataFrame, Y: pd.DataFrame) -> None:
+    """Partial Spearman of each axis with two review items, controlling for the client's overall score."""
+    items = {k: session_meta(sessions, k).reindex(Y.index).astype(float) for k in
+             ("showed_acceptance_and_empathy", "helped_identify_goals")}
+    for name, v in named.items():
+        a = partial_spearman(v, items["showed_acceptance_and_empathy"], Y["overall"])
+        b = partial_spearman(v, items["helped_identify_goals"], Y["overall"])
+        print(f"{name}: with showed_acceptance_and_empathy {a:+.3f}   with helped_identify_goals {b:+.3f}")
+
+
+def holdout(args: argparse.Namespace) -> None:
+    """Score a fitted model, unchanged, on the data folder: the figures for sessions and clients it never saw."""
+    from sklearn.model_selection import GroupKFold
+
+    model = CalibratedAlliance.load(args.model)
+    card = getattr(model, "card_", {})
+    lenses, options = list(card.get("lenses") or []), dict(card.get("lens_options") or {})
+    if not lenses:
+        sys.exit(f"{args.model or 'the shipped model'}: its card names no lenses, so the features cannot be "
+                 "rebuilt as it was trained")
+    root = data_root()
+    print(f"# validate_trajectory --holdout  date {time.strftime('%Y-%m-%d')}  model {args.model or 'shipped'} "
+          f"(version {MODEL_VERSION}, encoder {model.encoder_id})  lenses {','.join(lenses)}  data {root}")
+    kk = root / "kokorochat_en" / "English"
+    if not kk.exists():
+        print(f"KokoroChat: no {kk}; skipped")
+    else:
+        turns, sessions = analysed("kokorochat", [kk], "kokorochat", lenses, args.cache, options)
+        X, Y, unwilling, groups, text, sessions = kokorochat_tables(turns, sessions)
+        seen = model.trained_on(X.index)
+        seen_client = model.trained_on_groups(groups)
+        print(f"KokoroChat: {len(X)} rated sessions; {int(seen.sum())} trained the model and are left out; "
+              f"{int((~seen & seen_client).sum())} new sessions of training clients; "
+              f"{int((~seen_client).sum())} sessions of {len(set(groups[~seen_client]))} clients it never saw")
+        pred = model.predict(X)
+        subsets = [("clients it never saw", ~seen_client)]
+        if (~seen & seen_client).any():  # new sessions of training clients: a second, less strict, subset
+            subsets.insert(0, ("every session it was not trained on", ~seen))
+        for label, mask in subsets:
+            n, k = int(mask.sum()), int(unwilling[mask].sum())
+            if n < 10:
+                print(f"{label}: {n} sessions; too few for figures")
+                continue
+            p, y, u = pred[mask], Y[mask], unwilling[mask].to_numpy()
+            lo, hi = boot_auc(u, -p["overall"])
+            print(f"{label}: {n} sessions, {k} unwilling to continue: rho(score) = "
+                  f"{spearman(p['overall'], y['overall']):.3f}   AUC(unwilling, lower predicted overall) = "
+                  f"{auc(u, -p['overall']):.3f} [95% bootstrap {lo:.3f}, {hi:.3f}]   "
+                  + "   ".join(f"rho({a}) = {spearman(p[a], y[a]):.3f}" for a in AXES))
+            g = groups[mask]
+            if len(set(g)) >= FOLDS:  # the plain baseline, cross-validated within these sessions by client
+                base = pd.Series(np.nan, index=p.index)
+                tx, yo = text[mask], y["overall"]
+                for tr, te in GroupKFold(FOLDS).split(tx, groups=g):
+                    bow = bag_of_words_baseline().fit(tx.iloc[tr], yo.iloc[tr])
+                    base.iloc[te] = bow.predict(tx.iloc[te])
+                print(f"  bag-of-words ridge, {FOLDS}-fold by client within them: rho(score) = "
+                      f"{spearman(base, yo):.3f}   AUC(unwilling) = {auc(u, -base):.3f}")
+            print("  discriminant validity (partial Spearman, controlling for the client's overall score):")
+            discriminant_validity({"  predicted goal axis": p["goal"], "  predicted bond axis": p["bond"]},
+                                  sessions, y)
+    if not args.no_esconv:
+        transfer(model, root, lenses, args.cache, options)
 
 
 if __name__ == "__main__":

@@ -164,6 +164,9 @@ def test_shipped_model_loads_with_its_card_and_scores_a_run(tmp_path):
     from alliance.calibration import ENCODER_SOURCES, MODEL_VERSION
 
     assert model.card_["model_version"] == MODEL_VERSION
+    # it records every session and client it was trained on, so held-out figures can leave them out
+    assert len(model.trained_sessions_) == model.card_["sessions"]
+    assert len(model.trained_groups_) == model.card_["clients"]
     if any(feature_source(col) in ENCODER_SOURCES for col in model.numeric_columns_):
         # a run without the encoder (below: markers + trajectory) gets the heads fitted without those lenses
         assert model.reduced_ and set(model.reduced_["without"]) <= set(ENCODER_SOURCES)
@@ -197,3 +200,43 @@ def test_encoder_lens_features_from_another_encoder_are_not_read():
     assert np.allclose(other[cols].to_numpy(), blind[cols].to_numpy())
     assert not np.allclose(same[cols].to_numpy(), other[cols].to_numpy())
     assert "alliance" in ENCODER_SOURCES
+
+
+def test_a_model_knows_which_sessions_and_clients_trained_it(tmp_path):
+    """Figures on new data must leave out the sessions a model was fitted on; the model records them (as
+    fingerprints, not ids), keeps them through save/load, and marks them beside its predictions."""
+    from alliance.calibration import add_calibrated, key_fingerprint
+
+    c = _corpus(40)
+    X = session_features(c.turns, c.sessions)
+    Y = review_targets(c.sessions).reindex(X.index)
+    groups = np.asarray([m["client_id"] for m in c.sessions["meta"]])
+    train = groups < 10  # clients 0-9 train, 10-19 never seen
+    model = CalibratedAlliance(min_df=1).fit(X[train], Y[train], groups[train])
+    assert model.trained_on(X.index).tolist() == train.tolist()
+    assert model.trained_on_groups(groups).tolist() == train.tolist()
+    assert model.trained_on([("c999", "s999")]).tolist() == [False]
+    again = CalibratedAlliance.load(model.save(tmp_path / "m.json.gz"))
+    assert again.trained_on(X.index).tolist() == train.tolist()
+    assert again.trained_on_groups([3, 15]).tolist() == [True, False]
+    raw = (tmp_path / "m.json.gz").read_bytes()
+    import gzip
+
+    assert b"c0/s0" not in gzip.decompress(raw) and key_fingerprint(("c0", "s0")).encode() in gzip.decompress(raw)
+    out = add_calibrated(c.turns, c.sessions, again)
+    assert out["calibration_in_training"].tolist() == train.tolist()
+    # the flag is bookkeeping, never a feature of a later model
+    assert "calibration_in_training" not in session_features(c.turns, out).columns
+
+
+def test_a_model_saved_before_it_recorded_its_training_sessions_says_so():
+    c = _corpus(30)
+    X = session_features(c.turns, c.sessions)
+    doc = CalibratedAlliance(min_df=1).fit(X, review_targets(c.sessions).reindex(X.index)).to_dict()
+    doc.pop("trained")
+    old = CalibratedAlliance.from_dict(doc)
+    with pytest.raises(CalibrationError, match="does not record its training sessions"):
+        old.trained_on(X.index)
+    from alliance.calibration import add_calibrated
+
+    assert "calibration_in_training" not in add_calibrated(c.turns, c.sessions, old).columns

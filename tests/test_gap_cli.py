@@ -46,3 +46,13 @@ def test_report_rewrites_the_site_and_exports_figures(tmp_path):
     assert res.exit_code == 0, res.output
     assert (out / "report.html").exists()
     assert list((out / "figures").glob("*.svg"))
+
+
+def test_gap_says_when_a_rating_trained_the_calibration(tmp_path):
+    out = _run(tmp_path)
+    s = pd.read_parquet(out / "sessions.parquet")
+    s["calibration_in_training"] = [True, False]
+    s.to_parquet(out / "sessions.parquet")
+    res = runner.invoke(app, ["gap", str(out)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    assert "score=71 (trained the calibration: no test of it)" in res.output

@@ -51,3 +51,14 @@ def test_overview_figures_export_as_png_and_svg(tmp_path):
     assert {p.suffix for p in files} == {".png", ".svg"}
     png = next(p for p in files if p.suffix == ".png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_overview_says_how_many_sessions_trained_the_calibration(tmp_path):
+    from alliance.report.site import write_site
+
+    a = run_analysis(_corpus(), tmp_path, lenses=["trajectory"], write_report=False)
+    run = {"lenses": [{"name": "trajectory"}], "counts": {"sessions": 2}}
+    write_site(a.turns, a.sessions.assign(calibration_in_training=[True, False]), run, tmp_path / "seen")
+    assert "1 of these sessions trained the calibration model" in (tmp_path / "seen" / "report.html").read_text()
+    write_site(a.turns, a.sessions.assign(calibration_in_training=[False, False]), run, tmp_path / "unseen")
+    assert "trained the calibration model" not in (tmp_path / "unseen" / "report.html").read_text()

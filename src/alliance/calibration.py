@@ -12,6 +12,7 @@ model is saved as gzipped JSON (no pickle), versioned, and replaceable by a user
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -27,7 +28,7 @@ from alliance.corpus import SESSION_KEY
 AXES: tuple[str, ...] = ("goal", "task", "bond")
 TARGETS: tuple[str, ...] = (*AXES, "overall")
 MODEL_FORMAT = "alliance-calibration"
-MODEL_VERSION = "1.2.0"
+MODEL_VERSION = "1.3.0"
 DEFAULT_MODEL = "calibration_v1.json.gz"
 
 #: KokoroChat review items (0-5) averaged into each axis. Bond: the client felt understood, respected, accepted
@@ -60,8 +61,19 @@ ENCODER_SOURCES: tuple[str, ...] = ("alliance", "empathy", "behaviour", "safety"
 _NOT_FEATURES = {"session_index", "n_turns", "course_id", "session_id", "source", "meta"}
 #: Column prefixes never used as features: ``calibrated_*`` are a (shipped) calibration model's own predictions,
 #: added to every session of a run that has the trajectory lens. Reading them back would train a model on an
-#: earlier model's output (on KokoroChat: on a model fitted to the very ratings being cross-validated).
-_NOT_FEATURE_PREFIXES: tuple[str, ...] = ("n_client", "n_counsellor", "calibrated_")
+#: earlier model's output (on KokoroChat: on a model fitted to the very ratings being cross-validated);
+#: ``calibration_in_training`` says whether a session trained that model.
+_NOT_FEATURE_PREFIXES: tuple[str, ...] = ("n_client", "n_counsellor", "calibrated_", "calibration_")
+
+
+def key_fingerprint(value: Any) -> str:
+    """A short SHA-1 of a session key (``course_id/session_id``) or a client id.
+
+    A saved model lists the fingerprints of what it was trained on, so it can tell a held-out session from a
+    training one without carrying the training data's ids."""
+    if isinstance(value, tuple):
+        value = "/".join(map(str, value))
+    return hashlib.sha1(str(value).encode("utf-8")).hexdigest()[:12]
 
 
 class CalibrationError(ValueError):
@@ -271,6 +283,10 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
             raise CalibrationError(f"only {int(keep.sum())} sessions have all of {list(TARGETS)}; need at least 20")
         X, Y = X.loc[keep], y.loc[keep, list(TARGETS)].to_numpy(dtype=float)
         flags = np.asarray(dropout, dtype=bool)[keep] if dropout is not None else None
+        # which sessions and clients trained this model, so figures on new data can leave them out
+        self.trained_sessions_ = sorted({key_fingerprint(k) for k in X.index})
+        self.trained_groups_ = sorted({key_fingerprint(g) for g in np.asarray(groups)[keep]}) \
+            if groups is not None else None
         groups = np.asarray(groups)[keep] if groups is not None else np.arange(len(X))
         self.y_mean_, self.y_scale_ = Y.mean(axis=0), Y.std(axis=0) + 1e-9
         Yz = (Y - self.y_mean_) / self.y_scale_
@@ -338,6 +354,25 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         """The sentence encoder whose outputs the model was trained on (recorded in its card; the default one for
         models saved before the card named it)."""
         return str(getattr(self, "card_", {}).get("encoder", DEFAULT_ENCODER_ID))
+
+    def trained_on(self, keys: Sequence[Any]) -> np.ndarray:
+        """Per session key (``(course_id, session_id)``): True when that session was in this model's training data.
+
+        Raises CalibrationError for a model saved before 1.3.0, which did not record its training sessions."""
+        self._check_fitted()
+        if getattr(self, "trained_sessions_", None) is None:
+            raise CalibrationError("this calibration model does not record its training sessions (saved before "
+                                   "model format 1.3.0)")
+        seen = set(self.trained_sessions_)
+        return np.array([key_fingerprint(k) in seen for k in keys], dtype=bool)
+
+    def trained_on_groups(self, groups: Sequence[Any]) -> np.ndarray:
+        """Per client id (the ``groups`` given to fit): True when that client's sessions trained this model."""
+        self._check_fitted()
+        if getattr(self, "trained_groups_", None) is None:
+            raise CalibrationError("this calibration model does not record the clients it was trained on")
+        seen = set(self.trained_groups_)
+        return np.array([key_fingerprint(g) in seen for g in groups], dtype=bool)
 
     def dropout_feature_names(self) -> list[str]:
         return [*self.numeric_columns_, *(f"{c}:{t}" for c in self.text_channels_ for t in TARGETS)]
@@ -418,6 +453,9 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
                         if getattr(self, "reduced_", None) else None),
             "dropout": ({"coef": _r(self.dropout_["coef"]), "intercept": self.dropout_["intercept"]}
                         if getattr(self, "dropout_", None) else None),
+            "trained": {"fingerprint": "sha1 of course_id/session_id (sessions) or of the group id, first 12 hex",
+                        "sessions": getattr(self, "trained_sessions_", None),
+                        "groups": getattr(self, "trained_groups_", None)},
             "card": dict(card or {}),
         }
 
@@ -457,6 +495,9 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         m.reduced_ = {"without": list(r["without"]), "drop": [int(k) for k in r["drop"]],
                       "level2": {t: {"coef": np.asarray(v["coef"], dtype=float), "intercept": float(v["intercept"])}
                                  for t, v in r["level2"].items()}} if r else None
+        trained = doc.get("trained") or {}
+        m.trained_sessions_ = trained.get("sessions")
+        m.trained_groups_ = trained.get("groups")
         m.card_ = dict(doc.get("card", {}))
         return m
 
@@ -506,8 +547,8 @@ def shipped_model_exists() -> bool:
 
 def add_calibrated(turns: pd.DataFrame, sessions: pd.DataFrame, model: CalibratedAlliance | None = None,
                    encoder_id: str | None = None) -> pd.DataFrame:
-    """``sessions`` with ``calibrated_goal/task/bond/overall`` from the shipped (or given) model; unchanged when
-    no model is shipped.
+    """``sessions`` with ``calibrated_goal/task/bond/overall`` from the shipped (or given) model, and
+    ``calibration_in_training`` (the session was in the model's training data); unchanged when no model is shipped.
 
     ``encoder_id``: the sentence encoder of this run. Features of the encoder lenses (alliance probes, empathy)
     measured with another encoder than the model was trained on live on another scale, so they are not read:
@@ -521,5 +562,8 @@ def add_calibrated(turns: pd.DataFrame, sessions: pd.DataFrame, model: Calibrate
     if encoder_id is not None and encoder_id != model.encoder_id:
         X = X.drop(columns=[c for c in X.columns if feature_source(c) in ENCODER_SOURCES])
     pred = model.predict(X).add_prefix("calibrated_")
+    if getattr(model, "trained_sessions_", None) is not None:
+        # a client rating of a session the model was trained on is no test of it: say so beside the prediction
+        pred["calibration_in_training"] = model.trained_on(pred.index)
     out = sessions.drop(columns=[c for c in pred.columns if c in sessions])
     return out.join(pred, on=SESSION_KEY)

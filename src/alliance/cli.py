@@ -405,6 +405,9 @@ def gap(
         meta = r.get("meta")
         meta = json.loads(meta) if isinstance(meta, str) and meta else (meta or {})
         rating = ", ".join(f"{k}={meta[k]}" for k in ("score", "empathy", "relevance", "mi_quality") if k in meta)
+        seen = r.get("calibration_in_training")
+        if rating and isinstance(seen, (bool, np.bool_)) and seen:
+            rating += " (trained the calibration: no test of it)"
         table.add_row(
             str(r["session_id"]), f(r.get(emp_col)) if emp_col else "–",
             f"{f(r.get('trajectory_client_bond_first'))}→{f(r.get('trajectory_client_bond_last'))}",

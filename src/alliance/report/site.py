@@ -180,6 +180,11 @@ def overview_body(sessions: pd.DataFrame, run: dict[str, Any], courses: pd.DataF
                       f"RCI {r['_r']:.2f}</li>" for i, r in worst_sessions.iterrows())
     valid = "".join(f"<p><b>{html.escape(str(n.get('title', '')))}</b>: "
                     + "; ".join(html.escape(str(x)) for x in n.get("lines", [])) + "</p>" for n in _validation_notes())
+    n_seen = int(sessions["calibration_in_training"].fillna(False).astype(bool).sum()) \
+        if "calibration_in_training" in sessions else 0
+    if n_seen:  # their client ratings trained the model: agreement there is no evidence for it
+        valid += (f"<p><b>{n_seen} of these sessions trained the calibration model</b>: their 'calibrated' columns "
+                  "agree with their clients' ratings by construction, so they are no test of it.</p>")
     return (f"<header><h1>alliance report: corpus overview</h1><p>{counts.get('sessions', len(sessions))} sessions · "
             f"{counts.get('turns', '–')} turns · {counts.get('courses', '–')} courses · rejected records: "
             f"{counts.get('rejected_records', 0)}</p><p>alliance {html.escape(str(run.get('alliance_version', '')))} "

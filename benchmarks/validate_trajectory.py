@@ -31,9 +31,10 @@ from alliance.calibration import (
     AXES,
     DEFAULT_ENCODER_ID,
     ENCODER_SOURCES,
+    HEADS,
     KOKOROCHAT_ITEM_MAP,
     MODEL_VERSION,
-    TARGETS,
+    SPECIFIC,
     CalibratedAlliance,
     bag_of_words_baseline,
     feature_group,
@@ -146,7 +147,7 @@ def cross_validate(X: pd.DataFrame, Y: pd.DataFrame, text: pd.Series, groups: np
 
     folds = list(GroupKFold(FOLDS).split(X, groups=groups))
     base = pd.Series(np.nan, index=X.index)
-    cols = [*TARGETS, "dropout_risk"]
+    cols = [*HEADS, "dropout_risk"]
     preds = {k: pd.DataFrame(np.nan, index=X.index, columns=cols) for k in variants}
     for tr, te in folds:
         bow = bag_of_words_baseline().fit(text.iloc[tr], Y["overall"].iloc[tr])
@@ -250,14 +251,17 @@ def main() -> None:
               f"AUC(unwilling) = {auc(unwilling, -p_heads):.3f}   training medians instead: rho(score) = "
               f"{spearman(p_median, Y['overall']):.3f}   AUC(unwilling) = {auc(unwilling, -p_median):.3f}")
     print("\n## Discriminant validity (partial Spearman, controlling for the client's overall score)")
-    axes_for_dv = {"predicted goal axis (OOF)": full["goal"], "predicted bond axis (OOF)": full["bond"]}
+    axes_for_dv = {"predicted goal axis (OOF)": full["goal"], "predicted bond axis (OOF)": full["bond"],
+                   "predicted goal-specific (OOF)": full["goal_specific"],
+                   "predicted bond-specific (OOF)": full["bond_specific"]}
     for col in ("empathy_total_mean", "trajectory_empathy_level"):
         if col in X:
             axes_for_dv = {f"per-reply empathy ({col})": X[col], **axes_for_dv}
             break
     else:
         print("per-reply empathy: no empathy lens columns in this run")
-    discriminant_validity(axes_for_dv, sessions, Y)
+    discriminant_validity(axes_for_dv, sessions, Y, groups)
+    specific_fit(full, Y)
     # incremental gap analysis, by the measure each feature comes from (feature_source): the trajectory lens's
     # alliance-probe and empathy trajectories count with the alliance and empathy steps, not with "trajectory"
     print("\n## Empathy-alliance gap: incremental out-of-fold rho with the overall score")
@@ -298,7 +302,7 @@ def main() -> None:
     model = CalibratedAlliance(random_state=SEED).fit(X, Y, groups)
     coefs = model.coefficients()
     print("\n## Level-2 weights per axis (model fitted on all KokoroChat; top 6 by |weight|)")
-    for t in TARGETS:
+    for t in HEADS:
         c = coefs[coefs["target"] == t].reindex(coefs[coefs["target"] == t]["weight"].abs().sort_values(
             ascending=False).index).head(6)
         print(f"{t}: " + ", ".join(f"{r.feature} {r.weight:+.2f}" for r in c.itertuples()))
@@ -306,6 +310,11 @@ def main() -> None:
         w = model.top_words(ch, "overall", 8)
         print(f"{ch} words raising overall: {', '.join(t for t, _ in w['raise'])}; lowering: "
               f"{', '.join(t for t, _ in w['lower'])}")
+    for t in SPECIFIC:
+        w = model.top_words("text_client", t, 8) if "text_client" in model.text_channels_ else None
+        if w:
+            print(f"text_client words raising {t}: {', '.join(x for x, _ in w['raise'])}; lowering: "
+                  f"{', '.join(x for x, _ in w['lower'])}")
     if args.train:
         card = {"encoder": DEFAULT_ENCODER_ID, "trained_on": "KokoroChat English (shared dev split), client reviews", "sessions": len(X),
                 "clients": len(set(groups)), "lenses": lenses, "lens_options": options, "seed": SEED,
@@ -316,7 +325,12 @@ def main() -> None:
                                "rho_overall_bag_of_words": round(spearman(base, Y["overall"]), 3),
                                **{f"rho_{a}": round(spearman(full[a], Y[a]), 3) for a in AXES},
                                "auc_unwilling_lower_overall": round(auc(unwilling, -full["overall"]), 3),
-                               "auc_unwilling_bag_of_words": round(auc(unwilling, -base), 3)},
+                               "auc_unwilling_bag_of_words": round(auc(unwilling, -base), 3),
+                               **{f"partial_rho_{t}_with_{item}": round(partial_spearman(
+                                   full[t], session_meta(sessions, item).reindex(X.index).astype(float),
+                                   Y["overall"]), 3)
+                                  for t in ("goal_specific", "bond_specific")
+                                  for item in ("helped_identify_goals", "showed_acceptance_and_empathy")}},
                 "date": time.strftime("%Y-%m-%d"), "model_version": MODEL_VERSION,
                 "model_card": "alliance/data/calibration/MODEL_CARD.md"}
         model.save(args.train, card)
@@ -344,6 +358,11 @@ def transfer(model: CalibratedAlliance, root: Path, lenses: list[str], cache: Pa
         print(f"ESConv ({len(pe)} dialogues): " + "   ".join(
             f"rho({t} vs {lab}) = {spearman(pe[t], v):.3f}" for t in ("overall", "bond", "goal")
             for lab, v in (("empathy", emp), ("relevance", rel), ("intensity drop", drop))))
+        if set(SPECIFIC) <= set(pe.columns):  # discriminant check outside KokoroChat: the seeker's two ratings
+            print("ESConv axis-specific heads, partial Spearman with seeker empathy (controlling relevance) / with "
+                  "relevance (controlling empathy): " + "   ".join(
+                      f"{t} {partial_spearman(pe[t], emp, rel):+.3f} / {partial_spearman(pe[t], rel, emp):+.3f}"
+                      for t in SPECIFIC))
     else:
         print(f"ESConv: no {root / 'esconv' / 'hf_format'}/*.json; skipped")
     if pe is not None and failed.exists():
@@ -376,14 +395,37 @@ def kokorochat_tables(turns: pd.DataFrame, sessions: pd.DataFrame):
     return X[ok], Y[ok], unwilling[ok], groups[ok], text[ok], sessions
 
 
-def discriminant_validity(named: dict[str, pd.Series], sessions: pd.DataFrame, Y: pd.DataFrame) -> None:
-    """Partial Spearman of each axis with two review items, controlling for the client's overall score."""
+def discriminant_validity(named: dict[str, pd.Series], sessions: pd.DataFrame, Y: pd.DataFrame,
+                          groups: np.ndarray | None = None, draws: int = 300) -> None:
+    """Partial Spearman of each axis with two review items, controlling for the client's overall score, and the
+    difference between the two with a 95% interval from resampling clients (``groups``)."""
     items = {k: session_meta(sessions, k).reindex(Y.index).astype(float) for k in
              ("showed_acceptance_and_empathy", "helped_identify_goals")}
+    acc, goals, score = (np.asarray(v, dtype=float) for v in (items["showed_acceptance_and_empathy"],
+                                                               items["helped_identify_goals"], Y["overall"]))
+    rng = np.random.default_rng(SEED)
+    clients = pd.Series(np.arange(len(Y))).groupby(np.asarray(groups)).indices if groups is not None else None
     for name, v in named.items():
-        a = partial_spearman(v, items["showed_acceptance_and_empathy"], Y["overall"])
-        b = partial_spearman(v, items["helped_identify_goals"], Y["overall"])
-        print(f"{name}: with showed_acceptance_and_empathy {a:+.3f}   with helped_identify_goals {b:+.3f}")
+        v = np.asarray(v, dtype=float)
+        a, b = partial_spearman(v, acc, score), partial_spearman(v, goals, score)
+        line = f"{name}: with showed_acceptance_and_empathy {a:+.3f}   with helped_identify_goals {b:+.3f}"
+        if clients is not None and len(clients) > 5:
+            keys = list(clients)
+            diffs = []
+            for _ in range(draws):
+                i = np.concatenate([clients[keys[k]] for k in rng.integers(0, len(keys), len(keys))])
+                diffs.append(partial_spearman(v[i], acc[i], score[i]) - partial_spearman(v[i], goals[i], score[i]))
+            lo, hi = np.percentile(diffs, [2.5, 97.5])
+            line += f"   difference {a - b:+.3f} [95% by client {lo:+.3f}, {hi:+.3f}]"
+        print(line)
+
+
+def specific_fit(pred: pd.DataFrame, Y: pd.DataFrame, indent: str = "") -> None:
+    """How well the axis-specific heads predict each axis's rating relative to the overall (z of the axis minus z
+    of the overall, standardised over these sessions)."""
+    z = (Y - Y.mean()) / Y.std()
+    print(indent + "axis-specific heads vs the client's axis-minus-overall (z): " + "   ".join(
+        f"rho({t}) = {spearman(pred[t], z[t.removesuffix('_specific')] - z['overall']):.3f}" for t in SPECIFIC))
 
 
 def holdout(args: argparse.Namespace) -> None:
@@ -435,8 +477,10 @@ def holdout(args: argparse.Namespace) -> None:
                 print(f"  bag-of-words ridge, {FOLDS}-fold by client within them: rho(score) = "
                       f"{spearman(base, yo):.3f}   AUC(unwilling) = {auc(u, -base):.3f}")
             print("  discriminant validity (partial Spearman, controlling for the client's overall score):")
-            discriminant_validity({"  predicted goal axis": p["goal"], "  predicted bond axis": p["bond"]},
-                                  sessions, y)
+            discriminant_validity({"  predicted goal axis": p["goal"], "  predicted bond axis": p["bond"],
+                                   "  predicted goal-specific": p["goal_specific"],
+                                   "  predicted bond-specific": p["bond_specific"]}, sessions, y, g)
+            specific_fit(p, y, "  ")
     if not args.no_esconv:
         transfer(model, root, lenses, args.cache, options)
 

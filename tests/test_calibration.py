@@ -8,6 +8,7 @@ import pytest
 from sklearn.base import clone
 
 from alliance.calibration import (
+    HEADS,
     KOKOROCHAT_ITEM_MAP,
     TARGETS,
     CalibratedAlliance,
@@ -67,7 +68,7 @@ def test_fit_predict_learns_the_words_clients_use_and_round_trips(tmp_path):
     assert np.allclose(again.predict(X[~train]).to_numpy(), pred.to_numpy(), atol=1e-3)
     assert again.card_["trained_on"] == "invented"
     coefs = model.coefficients()
-    assert set(coefs["target"]) == set(TARGETS)
+    assert set(coefs["target"]) == set(HEADS)
     assert "text_client" in set(coefs["feature"])
     words = model.top_words("text_client", "overall", 5)
     warm = {w for t in WARM for w in t.replace(",", "").split()}
@@ -240,3 +241,40 @@ def test_a_model_saved_before_it_recorded_its_training_sessions_says_so():
     from alliance.calibration import add_calibrated
 
     assert "calibration_in_training" not in add_calibrated(c.turns, c.sessions, old).columns
+
+
+def test_axis_specific_heads_tell_the_axes_apart():
+    """Clients who rate the bond above the session overall (and goals below) use other words than clients who do
+    the reverse; the *_specific heads must find that, while goal/task/bond themselves mostly follow the overall."""
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(3)
+    rows, sessions, tilt = [], [], []
+    for k in range(120):
+        q, b = rng.uniform(), rng.normal()
+        tilt.append(b)
+        for i in range(8):
+            rows.append({"course_id": f"c{k}", "session_id": "s", "turn_index": 2 * i, "speaker": "counsellor",
+                         "text": "What would you like to talk about today?"})
+            words = ("you really get me" if rng.uniform() < 1 / (1 + np.exp(-2 * b)) else "the plan is clear")
+            rows.append({"course_id": f"c{k}", "session_id": "s", "turn_index": 2 * i + 1, "speaker": "client",
+                         "text": f"{WARM[i % 3] if rng.uniform() < q else COLD[i % 3]}, {words}"})
+        shift = {"bond": b, "goal": -b, "task": 0.0}
+        items = {i: float(np.clip(2.5 + 2 * (q - 0.5) + 0.5 * shift[axis], 0, 5))
+                 for axis, names in KOKOROCHAT_ITEM_MAP.items() for i in names}
+        sessions.append({"course_id": f"c{k}", "session_id": "s", "meta": {**items, "score": 100 * q,
+                                                                              "client_id": k}})
+    c = Corpus(pd.DataFrame(rows), pd.DataFrame(sessions))
+    X = session_features(c.turns, c.sessions)
+    Y = review_targets(c.sessions).reindex(X.index)
+    train = np.arange(len(X)) < 80
+    model = CalibratedAlliance(min_df=1).fit(X[train], Y[train], np.arange(len(X))[train])
+    pred = model.predict(X[~train])
+    z = (Y - Y[train].mean()) / Y[train].std()
+    for axis in ("bond", "goal"):  # the target: the axis's z above the overall's z
+        assert spearmanr(pred[f"{axis}_specific"], (z[axis] - z["overall"])[~train])[0] > 0.6
+    # the specific heads carry the tilt; the plain axis heads hardly do (they follow the overall)
+    b = np.asarray(tilt)[~train]
+    assert spearmanr(pred["bond_specific"], b)[0] > spearmanr(pred["bond"], b)[0] + 0.2
+    words = model.top_words("text_client", "bond_specific", 3)
+    assert {"get", "really", "get me", "really get", "you really"} & {w for w, _ in words["raise"]}

@@ -32,6 +32,8 @@ def test_analyze_writes_overview_session_and_course_pages(tmp_path):
     page = (tmp_path / set(links).pop()).read_text()
     assert "Trajectory: reliable change" in page
     assert "rupture" in page and "transcript" in page
+    # the shipped calibration's prediction, every part beside the overall
+    assert "Predicted client rating (calibrated model)" in page and "each axis above (+) or below" in page
     # offline: the only script source is the shared local Vega bundle
     assert re.findall(r"<script src='([^']+)'", page) == ["../../report_files/vega.js"]
     assert "<script src=" not in overview  # the overview opens on its own

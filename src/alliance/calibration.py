@@ -27,6 +27,11 @@ from alliance.corpus import SESSION_KEY
 
 AXES: tuple[str, ...] = ("goal", "task", "bond")
 TARGETS: tuple[str, ...] = (*AXES, "overall")
+#: Axis-specific heads: how far the client's rating of one axis stands above (or below) their overall rating, in SD
+#: units (z of the axis minus z of the overall). The axes share most of their variance with the overall rating, so
+#: a predicted axis mostly restates the overall; these heads predict only what tells the axes apart.
+SPECIFIC: tuple[str, ...] = tuple(f"{a}_specific" for a in AXES)
+HEADS: tuple[str, ...] = (*TARGETS, *SPECIFIC)
 MODEL_FORMAT = "alliance-calibration"
 MODEL_VERSION = "1.3.0"
 DEFAULT_MODEL = "calibration_v1.json.gz"
@@ -212,7 +217,8 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
     Level 1: one ridge per text channel (TF-IDF words and word pairs) predicting all four targets; in training
     its scores are out-of-fold (inner folds grouped by client), so level 2 learns how far to trust them.
     Level 2: per target, a ridge over standardised numeric features (lens columns, structural features) and the
-    text-channel scores for that target. ``coefficients()`` lists every level-2 weight by name and
+    text-channel scores for that target. The targets are goal, task, bond and overall, and (``SPECIFIC``) each
+    axis's distance from the overall rating, which is what tells the axes apart. ``coefficients()`` lists every level-2 weight by name and
     ``top_words()`` the words behind each text channel.
     """
 
@@ -290,6 +296,8 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         groups = np.asarray(groups)[keep] if groups is not None else np.arange(len(X))
         self.y_mean_, self.y_scale_ = Y.mean(axis=0), Y.std(axis=0) + 1e-9
         Yz = (Y - self.y_mean_) / self.y_scale_
+        Yz = np.column_stack([Yz, Yz[:, :len(AXES)] - Yz[:, [TARGETS.index("overall")]]])  # + the SPECIFIC heads
+        self.heads_ = list(HEADS)
         self.numeric_columns_ = self._numeric_columns(X)
         num = X[self.numeric_columns_].to_numpy(dtype=float)
         finite = np.isfinite(num)
@@ -313,7 +321,7 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
             oof[c] = pred
             self.channels_[c] = self._fit_channel(texts, Yz)
         self.level2_ = {}
-        for j, t in enumerate(TARGETS):
+        for j, t in enumerate(self.heads_):
             Z = self._level2_inputs(X, oof, j)
             m = Ridge(alpha=self.stack_alpha).fit(Z, Yz[:, j])
             self.level2_[t] = {"coef": m.coef_.astype(np.float64), "intercept": float(m.intercept_)}
@@ -323,7 +331,7 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         n_inputs = len(self.numeric_columns_) + len(self.text_channels_)
         if drop and len(drop) < n_inputs:  # the same model for runs without the encoder lenses: left out, not imputed
             heads = {}
-            for j, t in enumerate(TARGETS):
+            for j, t in enumerate(self.heads_):
                 Z = np.delete(self._level2_inputs(X, oof, j), drop, axis=1)
                 m = Ridge(alpha=self.stack_alpha).fit(Z, Yz[:, j])
                 heads[t] = {"coef": m.coef_.astype(np.float64), "intercept": float(m.intercept_)}
@@ -378,7 +386,9 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         return [*self.numeric_columns_, *(f"{c}:{t}" for c in self.text_channels_ for t in TARGETS)]
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Predicted goal, task, bond (item scale 0-5) and overall (the rating's scale), one row per session."""
+        """Predicted goal, task, bond (item scale 0-5) and overall (the rating's scale), one row per session;
+        ``goal/task/bond_specific`` (SD units: the axis's rating above or below the overall one) for models from
+        1.3.0; ``dropout_risk`` when the model has a dropout head."""
         self._check_fitted()
         missing = [c for c in self.numeric_columns_ if c not in X.columns]
         # a lens not run here: its features fall back to the training median (added at once, not column by column)
@@ -388,13 +398,13 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         scores = {c: self._channel_predict(self.channels_[c], X[c].fillna("") if c in X else pd.Series([""] * len(X)))
                   for c in self.text_channels_}
         out = {}
-        for j, t in enumerate(TARGETS):
+        for j, t in enumerate(self._heads()):
             Z = self._level2_inputs(X, scores, j)
             z = Z @ self.level2_[t]["coef"] + self.level2_[t]["intercept"]
             if lacking is not None and lacking.any():
                 head = self.reduced_["level2"][t]
                 z[lacking] = np.delete(Z[lacking], self.reduced_["drop"], axis=1) @ head["coef"] + head["intercept"]
-            out[t] = z * self.y_scale_[j] + self.y_mean_[j]
+            out[t] = z * self.y_scale_[j] + self.y_mean_[j] if t in TARGETS else z  # SPECIFIC: SD units
         if getattr(self, "dropout_", None):
             logit = self._dropout_inputs(X, scores) @ self.dropout_["coef"] + self.dropout_["intercept"]
             out["dropout_risk"] = 1.0 / (1.0 + np.exp(-logit))
@@ -413,7 +423,7 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         the target), with the feature's lens group."""
         self._check_fitted()
         rows = [{"target": t, "feature": f, "group": feature_group(f), "weight": float(w)}
-                for t in TARGETS for f, w in zip(self.feature_names_, self.level2_[t]["coef"], strict=True)]
+                for t in self._heads() for f, w in zip(self.feature_names_, self.level2_[t]["coef"], strict=True)]
         return pd.DataFrame(rows)
 
     def top_words(self, channel: str, target: str, n: int = 15) -> dict[str, list[tuple[str, float]]]:
@@ -421,10 +431,14 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         self._check_fitted()
         ch = self.channels_[channel]
         terms = ch["vec"].get_feature_names_out()
-        w = ch["coef"][TARGETS.index(target)]
+        w = ch["coef"][self._heads().index(target)]
         order = np.argsort(w)
         return {"raise": [(str(terms[i]), float(w[i])) for i in order[::-1][:n]],
                 "lower": [(str(terms[i]), float(w[i])) for i in order[:n]]}
+
+    def _heads(self) -> list[str]:
+        # models saved before 1.3.0 have the four TARGETS only
+        return list(getattr(self, "heads_", TARGETS))
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "level2_"):
@@ -441,7 +455,7 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
                         "intercept": _r(ch["intercept"])}
         return {
             "format": MODEL_FORMAT, "version": MODEL_VERSION, "params": self.get_params(),
-            "targets": list(TARGETS), "item_map": {k: list(v) for k, v in KOKOROCHAT_ITEM_MAP.items()},
+            "targets": list(TARGETS), "heads": self._heads(), "item_map": {k: list(v) for k, v in KOKOROCHAT_ITEM_MAP.items()},
             "numeric_columns": self.numeric_columns_, "num_median": _r(self.num_median_),
             "num_mean": _r(self.num_mean_), "num_scale": _r(self.num_scale_),
             "y_mean": _r(self.y_mean_), "y_scale": _r(self.y_scale_), "text_channels": self.text_channels_,
@@ -486,6 +500,7 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
             vec.idf_ = np.asarray(ch["idf"], dtype=np.float64)
             m.channels_[c] = {"vec": vec, "coef": np.asarray(ch["coef"], dtype=float),
                               "intercept": np.asarray(ch["intercept"], dtype=float)}
+        m.heads_ = list(doc.get("heads", TARGETS))
         m.level2_ = {t: {"coef": np.asarray(v["coef"], dtype=float), "intercept": float(v["intercept"])}
                      for t, v in doc["level2"].items()}
         m.feature_names_ = [*m.numeric_columns_, *m.text_channels_]

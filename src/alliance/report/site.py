@@ -67,6 +67,9 @@ def session_page(turns: pd.DataFrame, row: pd.Series, lens_classes: list[type], 
             continue
         specs.update(section.specs)
         blocks.append(f"<section class=session><h2>{html.escape(section.title)}</h2>{section.html}</section>")
+    calibrated = _calibrated_block(row)
+    if calibrated:
+        blocks.append(calibrated)
     shown = {k: v for k, v in _meta(row.get("meta")).items() if not isinstance(v, (dict, list))}
     meta_html = " · ".join(f"{html.escape(str(k))}: {html.escape(str(v))}" for k, v in list(shown.items())[:30])
     body = (f"<header><h1>{html.escape(title)}</h1><p>{len(turns)} turns · {meta_html}</p>"
@@ -75,6 +78,25 @@ def session_page(turns: pd.DataFrame, row: pd.Series, lens_classes: list[type], 
             + f"<section class=session><details open><summary>transcript with per-turn scores</summary>"
               f"{_transcript(turns)}</details></section></main>")
     return body, specs
+
+
+def _calibrated_block(row: pd.Series) -> str:
+    """The calibrated model's prediction of the client's rating, every part beside the overall (docs/calibration.md)."""
+    from alliance.report.html import fmt
+
+    if pd.isna(row.get("calibrated_overall", np.nan)):
+        return ""
+    axes = " · ".join(f"{a} {fmt(row.get(f'calibrated_{a}'))}" for a in ("goal", "task", "bond"))
+    spec = " · ".join(f"{a} {row.get(f'calibrated_{a}_specific'):+.2f}" for a in ("goal", "task", "bond")
+                      if pd.notna(row.get(f"calibrated_{a}_specific", np.nan)))
+    seen = row.get("calibration_in_training")
+    return ("<section class=session><h2>Predicted client rating (calibrated model)</h2>"
+            f"<p>overall {fmt(row.get('calibrated_overall'))} (0-100) · {axes} (items 0-5)</p>"
+            + (f"<p>each axis above (+) or below (−) the predicted overall, in SD: {spec}</p>" if spec else "")
+            + ("<p><b>This session's rating trained the model</b>: agreement here is no test of it.</p>"
+               if isinstance(seen, (bool, np.bool_)) and seen else "")
+            + "<p class=note>A prediction of what the client would say, not their rating; see docs/calibration.md "
+              "for how well it tracks what clients said.</p></section>")
 
 
 def overview_specs(sessions: pd.DataFrame) -> dict[str, Any]:

@@ -171,6 +171,8 @@ def main() -> None:
                     help="fit nothing: score --model (default: the shipped model) as it is on the data folder, "
                          "leaving out the sessions it was trained on")
     ap.add_argument("--model", type=Path, default=None, help="with --holdout: a saved model (.json.gz)")
+    ap.add_argument("--baseline-sweep", action="store_true",
+                    help="also print the bag-of-words ridge over a grid of n-grams and alphas (same folds)")
     ap.add_argument("--train", type=Path, help="also fit on all of KokoroChat and save the model here")
     ap.add_argument("--write-reliability", type=Path, help="estimate the trajectory lens's reliabilities on "
                                                             "KokoroChat and write them here")
@@ -231,6 +233,11 @@ def main() -> None:
               f"AUC(unwilling_to_continue) = {auc(unwilling, p['dropout_risk']):.3f} (dropout head), "
               f"{auc(unwilling, -p['overall']):.3f} (lower predicted overall)   "
               + "   ".join(f"rho({a}) = {spearman(p[a], Y[a]):.3f}" for a in AXES))
+    lo, hi = boot_auc(unwilling, -full["overall"])
+    print(f"AUC(unwilling, lower predicted overall) of the calibrated model: 95% stratified bootstrap [{lo:.3f}, "
+          f"{hi:.3f}] ({int(unwilling.sum())} positives)")
+    if args.baseline_sweep:
+        baseline_sweep(text, Y["overall"], unwilling, groups)
     if any(feature_source(c) in ENCODER_SOURCES for c in X.columns if not c.startswith("text_")):
         # a user without the sentence encoder runs only the other lenses: score the test folds that way
         from sklearn.model_selection import GroupKFold
@@ -418,6 +425,23 @@ def discriminant_validity(named: dict[str, pd.Series], sessions: pd.DataFrame, Y
             lo, hi = np.percentile(diffs, [2.5, 97.5])
             line += f"   difference {a - b:+.3f} [95% by client {lo:+.3f}, {hi:+.3f}]"
         print(line)
+
+
+def baseline_sweep(text: pd.Series, score: pd.Series, unwilling: pd.Series, groups: np.ndarray) -> None:
+    """The bag-of-words ridge over a grid of settings, same folds: how far the plain baseline gets here at best.
+    The best cell is picked on the figures it prints, so it is an optimistic ceiling, not a fair baseline."""
+    from sklearn.model_selection import GroupKFold
+
+    folds = list(GroupKFold(FOLDS).split(text, groups=groups))
+    print("\n## Bag-of-words ridge over settings (same folds; the best cell is an optimistic ceiling)")
+    for ngram_max in (1, 2):
+        for alpha in (0.3, 1.0, 3.0, 10.0):
+            p = pd.Series(np.nan, index=text.index)
+            for tr, te in folds:
+                m = bag_of_words_baseline(alpha, ngram_max).fit(text.iloc[tr], score.iloc[tr])
+                p.iloc[te] = m.predict(text.iloc[te])
+            print(f"n-grams 1-{ngram_max}, alpha {alpha:>4}: rho(score) = {spearman(p, score):.3f}   "
+                  f"AUC(unwilling) = {auc(unwilling, -p):.3f}")
 
 
 def specific_fit(pred: pd.DataFrame, Y: pd.DataFrame, indent: str = "") -> None:

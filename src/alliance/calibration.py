@@ -539,14 +539,14 @@ def _r(a: Any) -> list[float]:
     return [float(f"{x:.6g}") for x in np.asarray(a, dtype=float).ravel()]
 
 
-def bag_of_words_baseline(alpha: float = 3.0):
-    """The plain baseline: TF-IDF words and word pairs of the whole transcript into one ridge regression."""
+def bag_of_words_baseline(alpha: float = 3.0, ngram_max: int = 2):
+    """The plain baseline: TF-IDF words (and word pairs, by default) of the whole transcript into one ridge."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import Ridge
     from sklearn.pipeline import make_pipeline
 
-    return make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, 2), max_features=50000),
-                         Ridge(alpha=alpha))
+    return make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, ngram_max),
+                                         max_features=50000), Ridge(alpha=alpha))
 
 
 def transcript_text(turns: pd.DataFrame) -> pd.Series:

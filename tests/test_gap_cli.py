@@ -56,3 +56,19 @@ def test_gap_says_when_a_rating_trained_the_calibration(tmp_path):
     res = runner.invoke(app, ["gap", str(out)], env={"COLUMNS": "300"})
     assert res.exit_code == 0, res.output
     assert "score=71 (trained the calibration: no test of it)" in res.output
+
+
+def test_train_calibration_records_its_lenses_clients_and_training_sessions(tmp_path):
+    from alliance.calibration import CalibratedAlliance
+    from tests.test_calibration import _corpus
+
+    c = _corpus(40)
+    run_analysis(c, tmp_path / "run", lenses=["markers", "trajectory"], write_report=False)
+    res = runner.invoke(app, ["train", "calibration", str(tmp_path / "run"), "--out", str(tmp_path / "m.json.gz")])
+    assert res.exit_code == 0, res.output
+    model = CalibratedAlliance.load(tmp_path / "m.json.gz")
+    assert model.card_["lenses"] == ["markers", "trajectory"]
+    assert model.card_["sessions"] == 40 and model.card_["clients"] == 20
+    keys = list(zip(c.sessions["course_id"], c.sessions["session_id"], strict=True))
+    assert model.trained_on(keys).all()
+    assert model.trained_on_groups(["3", "99"]).tolist() == [True, False]

@@ -372,8 +372,15 @@ def train_calibration(
     rated = Y.notna().all(axis=1)
     console.print(f"{int(rated.sum())} of {len(Y)} sessions carry all ratings")
     model = CalibratedAlliance(random_state=seed).fit(X, Y, groups.astype(str).to_numpy())
-    model.save(out, {"trained_on": [str(r) for r in runs], "sessions": int(rated.sum()), "seed": seed,
-                     "group_key": group_key})
+    # the lenses and encoder the runs used: held-out scoring (validate_trajectory --holdout) rebuilds features so
+    records = [json.loads((r / "run.json").read_text()) for r in runs if (r / "run.json").exists()]
+    lenses = sorted({lens["name"] for rec in records for lens in rec.get("lenses", [])})
+    encoders = sorted({(rec.get("encoder") or {}).get("model_id") for rec in records} - {None})
+    card = {"trained_on": [str(r) for r in runs], "sessions": int(rated.sum()),
+            "clients": int(groups[rated].nunique()), "seed": seed, "group_key": group_key, "lenses": lenses}
+    if len(encoders) == 1:
+        card["encoder"] = encoders[0]
+    model.save(out, card)
     console.print(f"[green]saved[/green] {out}")
 
 

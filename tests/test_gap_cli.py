@@ -31,7 +31,7 @@ def test_gap_prints_each_session_with_the_clients_rating_where_known(tmp_path):
     assert res.exit_code == 0, res.output
     assert "alpha" in res.output and "beta" in res.output
     assert "score=71" in res.output
-    assert "cal. overall" in res.output
+    assert "cal. overall" in res.output and "cal. goal / task / bond" in res.output
 
 
 def test_gap_and_report_name_a_missing_run(tmp_path):

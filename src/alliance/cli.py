@@ -405,8 +405,8 @@ def gap(
     emp_col = next((c for c in ("empathy_total_mean", "trajectory_empathy_level") if c in s), None)
     table = Table(title="empathy per reply vs the alliance's course (probe z units; calibrated = predicted client "
                         "rating)")
-    for c in ("session", "empathy", "client bond first→last", "bond change", "ruptures (repaired)", "cal. bond",
-              "cal. overall", "client's rating"):
+    for c in ("session", "empathy", "client bond first→last", "bond change", "ruptures (repaired)",
+              "cal. goal / task / bond", "cal. overall", "client's rating"):
         table.add_column(c, overflow="fold")
     for _, r in s.head(limit).iterrows():
         meta = r.get("meta")
@@ -420,7 +420,8 @@ def gap(
             f"{f(r.get('trajectory_client_bond_first'))}→{f(r.get('trajectory_client_bond_last'))}",
             str(r.get("trajectory_client_bond_class", "–")),
             f"{r.get('trajectory_n_ruptures', '–')} ({r.get('trajectory_n_repaired', '–')})",
-            f(r.get("calibrated_bond")), f(r.get("calibrated_overall")), rating or "–")
+            " / ".join(f(r.get(f"calibrated_{a}")) for a in ("goal", "task", "bond")),
+            f(r.get("calibrated_overall")), rating or "–")
     out_console.print(table)
     if emp_col is None:
         console.print("no per-reply empathy columns in this run (add --lens empathy)")

@@ -25,7 +25,8 @@ OVERVIEW_COLUMNS = {
     "alliance_client_goal_mean": "client goal", "alliance_counsellor_bond_mean": "counsellor bond",
     "alliance_gap_bond_mean": "bond gap", "empathy_total_mean": "empathy (total)", "trajectory_client_bond_class": "bond change",
     "trajectory_client_words_class": "client words change", "trajectory_n_ruptures": "ruptures",
-    "trajectory_n_repaired": "repaired", "calibrated_overall": "calibrated overall",
+    "trajectory_n_repaired": "repaired", "calibrated_goal": "calibrated goal", "calibrated_task": "calibrated task",
+    "calibrated_bond": "calibrated bond", "calibrated_overall": "calibrated overall",
 }
 
 

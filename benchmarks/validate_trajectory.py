@@ -75,7 +75,12 @@ def analysed(name: str, paths: list[Path], fmt: str, lenses: list[str], cache: P
     out = cache / f"{name}-{tag}"
     if (out / "sessions.parquet").exists():
         return pd.read_parquet(out / "turns.parquet"), pd.read_parquet(out / "sessions.parquet")
-    corpus = read(paths, format=fmt, on_error="skip").corpus
+    loaded = read(paths, format=fmt, on_error="skip")
+    corpus = loaded.corpus
+    if loaded.rejected:  # skipped, not hidden: the figures rest on the records that were read
+        r = loaded.rejected[0]
+        print(f"# {name}: {len(loaded.rejected)} records rejected and left out (first: {r.source}:{r.location}: "
+              f"{r.problem})", file=sys.stderr)
     t0 = time.time()
     # lenses that need the encoder get the default one (cached on disk) from run_analysis
     a = run_analysis(corpus, out, lenses=lenses, lens_options=options, seed=SEED, write_report=False)

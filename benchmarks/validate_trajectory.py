@@ -476,8 +476,13 @@ def holdout(args: argparse.Namespace) -> None:
     else:
         turns, sessions = analysed("kokorochat", [kk], "kokorochat", lenses, args.cache, options)
         X, Y, unwilling, groups, text, sessions = kokorochat_tables(turns, sessions)
-        seen = model.trained_on(X.index)
-        seen_client = model.trained_on_groups(groups)
+        if getattr(model, "trained_sessions_", None) is None or getattr(model, "trained_groups_", None) is None:
+            print("WARNING: this model does not record what it was trained on (saved before 1.3.0, or fitted "
+                  "without client ids): every session counts as held out, so the figures may include training data")
+            seen = seen_client = np.zeros(len(X), dtype=bool)
+        else:
+            seen = model.trained_on(X.index)
+            seen_client = model.trained_on_groups(groups)
         print(f"KokoroChat: {len(X)} rated sessions; {int(seen.sum())} trained the model and are left out; "
               f"{int((~seen & seen_client).sum())} new sessions of training clients; "
               f"{int((~seen_client).sum())} sessions of {len(set(groups[~seen_client]))} clients it never saw")
@@ -492,9 +497,11 @@ def holdout(args: argparse.Namespace) -> None:
                 continue
             p, y, u = pred[mask], Y[mask], unwilling[mask].to_numpy()
             lo, hi = boot_auc(u, -p["overall"])
+            # a bootstrap of a handful of positives gives an interval narrower than what is known
+            interval = f"[95% bootstrap {lo:.3f}, {hi:.3f}]" if k >= 10 else f"(only {k} positives: no interval)"
             print(f"{label}: {n} sessions, {k} unwilling to continue: rho(score) = "
                   f"{spearman(p['overall'], y['overall']):.3f}   AUC(unwilling, lower predicted overall) = "
-                  f"{auc(u, -p['overall']):.3f} [95% bootstrap {lo:.3f}, {hi:.3f}]   "
+                  f"{auc(u, -p['overall']):.3f} {interval}   "
                   + "   ".join(f"rho({a}) = {spearman(p[a], y[a]):.3f}" for a in AXES))
             g = groups[mask]
             if len(set(g)) >= FOLDS:  # the plain baseline, cross-validated within these sessions by client
@@ -506,10 +513,11 @@ def holdout(args: argparse.Namespace) -> None:
                 print(f"  bag-of-words ridge, {FOLDS}-fold by client within them: rho(score) = "
                       f"{spearman(base, yo):.3f}   AUC(unwilling) = {auc(u, -base):.3f}")
             print("  discriminant validity (partial Spearman, controlling for the client's overall score):")
-            discriminant_validity({"  predicted goal axis": p["goal"], "  predicted bond axis": p["bond"],
-                                   "  predicted goal-specific": p["goal_specific"],
-                                   "  predicted bond-specific": p["bond_specific"]}, sessions, y, g)
-            specific_fit(p, y, "  ")
+            named = {f"  predicted {t.replace('_', '-')}{'' if t.endswith('_specific') else ' axis'}": p[t]
+                     for t in ("goal", "bond", "goal_specific", "bond_specific") if t in p}
+            discriminant_validity(named, sessions, y, g)
+            if set(SPECIFIC) <= set(p.columns):  # models before 1.3.0 have no axis-specific heads
+                specific_fit(p, y, "  ")
     if not args.no_esconv:
         transfer(model, root, lenses, args.cache, options)
 

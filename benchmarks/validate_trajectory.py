@@ -47,6 +47,9 @@ from alliance.corpus import SESSION_KEY
 
 SEED = 0
 FOLDS = 5
+#: The order of the gap analysis: per-reply empathy first, then what each other measure adds.
+GAP_STEPS = ("empathy", "trajectory", "markers", "coordination", "behaviour", "safety", "ruptures", "alliance",
+             "struct")
 
 
 def data_root() -> Path:
@@ -279,8 +282,7 @@ def main() -> None:
     print("\n## Empathy-alliance gap: incremental out-of-fold rho with the overall score")
     numeric = [c for c in X.columns if not c.startswith("text_")]
     sources = {feature_source(c) for c in numeric}
-    steps = [g for g in ("empathy", "trajectory", "markers", "coordination", "behaviour", "safety", "ruptures",
-                         "alliance", "struct") if g in sources]
+    steps = [g for g in GAP_STEPS if g in sources]
     print("(steps by source: empathy = empathy_* and trajectory_empathy_*; alliance = alliance_*, "
           "trajectory_{client,counsellor}_{goal,task,bond}_* and trajectory_gap_*; trajectory = client words, "
           "ruptures, repairs; no text)")

@@ -103,7 +103,9 @@ def main() -> None:
                "intensity drop": meta["initial_emotion_intensity"] - meta["final_emotion_intensity"]}
     steps = [g for g in GAP_STEPS if any(feature_source(c) == g for c in X.columns)]
     print(f"ESConv: {len(X)} dialogues; rated: " + ", ".join(f"{k} {int(v.notna().sum())}"
-                                                          for k, v in targets.items()))
+                                                          for k, v in targets.items())
+          + "; top score (5 of 5): " + ", ".join(f"{k} {(meta[k].dropna() == 5).mean():.0%}"
+                                                for k in ("empathy", "relevance")))
     print("\n## Incremental out-of-fold rho with each seeker rating (no text)")
     ladders = {k: ladder_predictions(X, v.to_numpy(dtype=float), steps) for k, v in targets.items()}
     for name in ladders["seeker empathy"]:

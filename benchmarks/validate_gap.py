@@ -1,11 +1,10 @@
 """The empathy-alliance gap on ESConv: how much of what seekers said per-reply empathy explains, and what the others add.
 
 Evidence: ESConv seekers' own post-chat survey (empathy 1-5, relevance 1-5, the drop in emotion intensity from
-start to end) and the ESConv authors' rejection of FailedESConv dialogues. Every lens is run on every dialogue; a
-ridge over the standardised session columns (median-imputed, alpha 30 as in the calibrated model's level 2) is
-cross-validated (5 folds, shuffled with the seed; ESConv has no seeker ids, each dialogue is its own seeker) with
-feature families added in the order of the KokoroChat analysis in validate_trajectory.py. No text channels: this is
-about the measures, not the words.
+start to end) and the ESConv authors' rejection of FailedESConv dialogues. Every lens is run on every dialogue and
+``alliance.gap.incremental_gap`` (the analysis behind ``alliance gap --outcome``) adds the feature families one at a
+time, cross-validated (5 folds, shuffled with the seed; ESConv has no seeker ids, each dialogue is its own seeker).
+No text channels: this is about the measures, not the words.
 
     PYTHONPATH=src HF_HUB_OFFLINE=1 python benchmarks/validate_gap.py
 """
@@ -20,47 +19,19 @@ import numpy as np
 import pandas as pd
 from validate_trajectory import (
     FOLDS,
-    GAP_STEPS,
     SEED,
     analysed,
-    auc,
     data_root,
     default_cache,
     session_meta,
     spearman,
 )
 
-from alliance.calibration import bag_of_words_baseline, feature_source, session_features, transcript_text
+from alliance.calibration import bag_of_words_baseline, session_features, transcript_text
+from alliance.gap import incremental_gap
 
 LENSES = ["alliance", "empathy", "markers", "coordination", "behaviour", "safety", "ruptures", "trajectory"]
 OPTIONS = {"empathy": {"rationales": False}}  # identical scores; the rationale text is not a feature
-
-
-def ladder_predictions(X: pd.DataFrame, y: np.ndarray, steps: list[str]) -> dict[str, np.ndarray]:
-    """Out-of-fold predictions of y from the numeric columns of the cumulative feature families."""
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import Ridge
-    from sklearn.model_selection import KFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    ok = np.isfinite(y)
-    folds = list(KFold(FOLDS, shuffle=True, random_state=SEED).split(X[ok]))
-    out, cum = {}, []
-    for g in steps:
-        cum = [*cum, g]
-        cols = [c for c in X.columns if feature_source(c) in cum]
-        Xa = X.loc[ok, cols].to_numpy(dtype=float)
-        Xa[~np.isfinite(Xa)] = np.nan
-        pred = np.full(len(X), np.nan)
-        sub = np.full(ok.sum(), np.nan)
-        for tr, te in folds:
-            m = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
-                              Ridge(alpha=30.0))
-            sub[te] = m.fit(Xa[tr], y[ok][tr]).predict(Xa[te])
-        pred[ok] = sub
-        out[" + ".join(cum)] = pred
-    return out
 
 
 def bag_of_words_oof(text: pd.Series, y: np.ndarray) -> np.ndarray:
@@ -101,16 +72,14 @@ def main() -> None:
             ("empathy", "relevance", "initial_emotion_intensity", "final_emotion_intensity")}
     targets = {"seeker empathy": meta["empathy"], "seeker relevance": meta["relevance"],
                "intensity drop": meta["initial_emotion_intensity"] - meta["final_emotion_intensity"]}
-    steps = [g for g in GAP_STEPS if any(feature_source(c) == g for c in X.columns)]
     print(f"ESConv: {len(X)} dialogues; rated: " + ", ".join(f"{k} {int(v.notna().sum())}"
                                                           for k, v in targets.items())
           + "; top score (5 of 5): " + ", ".join(f"{k} {(meta[k].dropna() == 5).mean():.0%}"
                                                 for k in ("empathy", "relevance")))
     print("\n## Incremental out-of-fold rho with each seeker rating (no text)")
-    ladders = {k: ladder_predictions(X, v.to_numpy(dtype=float), steps) for k, v in targets.items()}
-    for name in ladders["seeker empathy"]:
-        print(f"{name}: " + "   ".join(f"rho({k}) = {spearman(ladders[k][name], targets[k]):.3f}"
-                                       for k in targets))
+    ladders = {k: incremental_gap(X, v, seed=SEED).set_index("step")["value"] for k, v in targets.items()}
+    for name in ladders["seeker empathy"].index:
+        print(f"{name}: " + "   ".join(f"rho({k}) = {ladders[k][name]:.3f}" for k in targets))
     text = transcript_text(et).reindex(idx)
     print("for reference, bag-of-words ridge on the whole transcript (same folds): " + "   ".join(
         f"rho({k}) = {spearman(bag_of_words_oof(text, v.to_numpy(dtype=float)), v):.3f}" for k, v in targets.items()))
@@ -121,8 +90,8 @@ def main() -> None:
         both = pd.concat([X, Xf])
         flag = np.r_[np.zeros(len(X)), np.ones(len(Xf))]
         print(f"\n## Incremental out-of-fold AUC: FailedESConv ({len(Xf)}) vs ESConv ({len(X)}), ridge on the flag")
-        for name, p in ladder_predictions(both, flag, steps).items():
-            print(f"{name}: AUC(failed) = {auc(flag, p):.3f}")
+        for r in incremental_gap(both, flag, seed=SEED).itertuples():
+            print(f"{r.step}: AUC(failed) = {r.value:.3f}")
 
 
 if __name__ == "__main__":

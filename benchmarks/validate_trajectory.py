@@ -44,12 +44,10 @@ from alliance.calibration import (
     transcript_text,
 )
 from alliance.corpus import SESSION_KEY
+from alliance.gap import GAP_STEPS
 
 SEED = 0
 FOLDS = 5
-#: The order of the gap analysis: per-reply empathy first, then what each other measure adds.
-GAP_STEPS = ("empathy", "trajectory", "markers", "coordination", "behaviour", "safety", "ruptures", "alliance",
-             "struct")
 
 
 def data_root() -> Path:

@@ -72,3 +72,16 @@ def test_train_calibration_records_its_lenses_clients_and_training_sessions(tmp_
     keys = list(zip(c.sessions["course_id"], c.sessions["session_id"], strict=True))
     assert model.trained_on(keys).all()
     assert model.trained_on_groups(["3", "99"]).tolist() == [True, False]
+
+
+def test_gap_outcome_prints_what_each_measure_adds_and_names_a_missing_label(tmp_path):
+    from tests.test_calibration import _corpus
+
+    run_analysis(_corpus(60), tmp_path, lenses=["markers", "trajectory"], write_report=False)
+    res = runner.invoke(app, ["gap", str(tmp_path), "--limit", "1", "--outcome", "score"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "what explains 'score' (60 rated sessions" in res.output and "folds by client_id" in res.output
+    assert "+ markers" in res.output
+    res = runner.invoke(app, ["gap", str(tmp_path), "--outcome", "satisfaction"], env={"COLUMNS": "300"})
+    assert res.exit_code == 2
+    assert "no session has the label 'satisfaction'" in res.output and "score" in res.output

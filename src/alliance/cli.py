@@ -388,15 +388,22 @@ def train_calibration(
 def gap(
     run: Annotated[Path, typer.Argument(help="Output folder of `alliance analyze`.")],
     limit: Annotated[int, typer.Option(help="Show at most this many sessions.")] = 50,
+    outcome: Annotated[str | None, typer.Option(
+        help="A session label holding a rating (e.g. score, empathy, unwilling_to_continue): also print, across "
+             "the corpus, how much of it per-reply empathy explains and what each other measure adds "
+             "(cross-validated, no text).")] = None,
+    group_key: Annotated[str, typer.Option(help="With --outcome: the session label naming the client, so no "
+                                                "client is in two folds (shuffled folds when absent).")] = "client_id",
+    seed: Annotated[int, typer.Option(help="With --outcome: seed of the shuffled folds.")] = 0,
 ) -> None:
     """The empathy-alliance gap per session: mean per-reply empathy beside the alliance trajectory and the
-    client's own rating where known."""
+    client's own rating where known; with --outcome, the corpus-level analysis (docs/findings.md)."""
     import json
 
     import numpy as np
     from rich.table import Table
 
-    _, s = _read_run(run)
+    t, s = _read_run(run)
 
     def f(v):
         return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else (
@@ -425,6 +432,54 @@ def gap(
     out_console.print(table)
     if emp_col is None:
         console.print("no per-reply empathy columns in this run (add --lens empathy)")
+    if outcome:
+        _gap_analysis(run, t, s, outcome, group_key, seed)
+
+
+def _gap_analysis(run: Path, turns, sessions, outcome: str, group_key: str, seed: int) -> None:
+    """Print the incremental, cross-validated gap analysis of one session label (alliance.gap)."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+    from rich.table import Table
+
+    from alliance.calibration import session_features
+    from alliance.gap import GapError, incremental_gap
+
+    metas = [json.loads(m) if isinstance(m, str) and m else (m or {}) for m in sessions["meta"]]
+    if not any(outcome in m for m in metas):
+        rated = sorted({k for m in metas for k, v in m.items() if isinstance(v, (int, float, bool))})
+        console.print(f"[red]error:[/red] {run / 'sessions.parquet'}: no session has the label {outcome!r}; "
+                      f"numeric labels here: {', '.join(rated) or 'none'}")
+        raise typer.Exit(2)
+
+    def number(v):  # a flag (True/False) counts as 1/0; text or a missing label as not rated
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return np.nan
+
+    keys = list(zip(sessions["course_id"], sessions["session_id"], strict=True))
+    X = session_features(turns, sessions)
+    y = pd.Series({k: number(m.get(outcome)) for k, m in zip(keys, metas, strict=True)}).reindex(X.index)
+    groups = pd.Series({k: m.get(group_key) for k, m in zip(keys, metas, strict=True)}).reindex(X.index)
+    groups = groups.astype(str).to_numpy() if groups.notna().all() else None
+    try:
+        res = incremental_gap(X, y, groups=groups, seed=seed)
+    except GapError as e:
+        console.print(f"[red]error:[/red] {run}: --outcome {outcome}: {e}")
+        raise typer.Exit(2) from None
+    metric = res["metric"].iloc[0]
+    table = Table(title=f"what explains {outcome!r} ({res['n'].iloc[0]} rated sessions; out-of-fold "
+                        f"{'AUC' if metric == 'auc' else 'Spearman rho'}, "
+                        f"{'folds by ' + group_key if groups is not None else 'shuffled folds'}, no text)")
+    for c in ("step: + measure", "columns", metric, "gain"):
+        table.add_column(c)
+    for r in res.itertuples():
+        table.add_row(f"+ {r.added}" if r.Index else r.added, str(r.n_features), f"{r.value:.3f}",
+                      "–" if not np.isfinite(r.gain) else f"{r.gain:+.3f}")
+    out_console.print(table)
 
 
 @app.command()

@@ -11,9 +11,7 @@ No text channels: this is about the measures, not the words.
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,8 +19,8 @@ from validate_trajectory import (
     FOLDS,
     SEED,
     analysed,
+    benchmark_parser,
     data_root,
-    default_cache,
     session_meta,
     spearman,
 )
@@ -49,11 +47,7 @@ def bag_of_words_oof(text: pd.Series, y: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cache", type=Path, default=default_cache(),
-                    help="folder for the scored corpora (never inside the repository; default "
-                         "$ALLIANCE_CACHE/validation)")
-    args = ap.parse_args()
+    args = benchmark_parser(__doc__).parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     root = data_root()
     print(f"# validate_gap  date {time.strftime('%Y-%m-%d')}  lenses {','.join(LENSES)}  seed {SEED}  "

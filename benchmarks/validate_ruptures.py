@@ -9,9 +9,7 @@ so every figure is a direct rank correlation or AUC over all sessions (or turns)
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,9 +17,9 @@ from validate_trajectory import (
     SEED,
     analysed,
     auc,
+    benchmark_parser,
     boot_auc,
     data_root,
-    default_cache,
     meta_value,
     session_meta,
     spearman,
@@ -41,11 +39,7 @@ def client_strain(s: pd.DataFrame) -> pd.Series:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cache", type=Path, default=default_cache(),
-                    help="folder for the scored corpora (never inside the repository; default "
-                         "$ALLIANCE_CACHE/validation)")
-    args = ap.parse_args()
+    args = benchmark_parser(__doc__).parse_args()
     root = data_root()
     args.cache.mkdir(parents=True, exist_ok=True)
     print(f"# validate_ruptures  date {time.strftime('%Y-%m-%d')}  lenses {','.join(LENSES)}  seed {SEED}  "

@@ -54,6 +54,15 @@ def data_root() -> Path:
     return Path(os.environ.get("ALLIANCE_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 
 
+def benchmark_parser(doc: str) -> argparse.ArgumentParser:
+    """The benchmarks' shared command line: the description from the docstring, and --cache."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--cache", type=Path, default=default_cache(),
+                    help="folder for the scored corpora (never inside the repository; default "
+                         "$ALLIANCE_CACHE/validation)")
+    return ap
+
+
 def default_cache() -> Path:
     """Where the benchmarks keep scored corpora: $ALLIANCE_CACHE/validation (default ~/.cache/alliance), never
     inside the repository, since the tables hold the corpora's text."""
@@ -167,12 +176,9 @@ def cross_validate(X: pd.DataFrame, Y: pd.DataFrame, text: pd.Series, groups: np
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = benchmark_parser(__doc__)
     ap.add_argument("--lenses", default="", help="comma-separated lenses to score first (default: every registered "
                                                   "lens that needs no encoder)")
-    ap.add_argument("--cache", type=Path, default=default_cache(),
-                    help="folder for the scored corpora (never inside the repository; default "
-                         "$ALLIANCE_CACHE/validation)")
     ap.add_argument("--holdout", action="store_true",
                     help="fit nothing: score --model (default: the shipped model) as it is on the data folder, "
                          "leaving out the sessions it was trained on")

@@ -1,10 +1,11 @@
-"""The empathy-alliance gap on ESConv: how much of what seekers said per-reply empathy explains, and what the others add.
+"""The empathy-alliance gap on ESConv, and the client-counsellor perception gap on KokoroChat, against client ratings.
 
 Evidence: ESConv seekers' own post-chat survey (empathy 1-5, relevance 1-5, the drop in emotion intensity from
 start to end) and the ESConv authors' rejection of FailedESConv dialogues. Every lens is run on every dialogue and
 ``alliance.gap.incremental_gap`` (the analysis behind ``alliance gap --outcome``) adds the feature families one at a
 time, cross-validated (5 folds, shuffled with the seed; ESConv has no seeker ids, each dialogue is its own seeker).
-No text channels: this is about the measures, not the words.
+No text channels: this is about the measures, not the words. On KokoroChat: each side's bond-probe language
+and their gap against the client's score and bond items, by the gap's trend, and when the client disclosed risk.
 
     PYTHONPATH=src HF_HUB_OFFLINE=1 python benchmarks/validate_gap.py
 """
@@ -12,6 +13,7 @@ No text channels: this is about the measures, not the words.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -54,10 +56,20 @@ def main() -> None:
           f"{FOLDS}-fold CV, shuffled  options {OPTIONS}")
     es_paths = [root / "esconv" / "hf_format" / f for f in ("train.json", "valid.json", "test.json")]
     es_paths = [p for p in es_paths if p.exists()]
-    if not es_paths:
-        print(f"ESConv: no {root / 'esconv' / 'hf_format'}/*.json; nothing to do")
-        return
-    et, es = analysed("esconv", es_paths, "esconv", LENSES, args.cache, OPTIONS)
+    if es_paths:
+        esconv_gap(es_paths, root, args.cache)
+    else:
+        print(f"ESConv: no {root / 'esconv' / 'hf_format'}/*.json; skipped")
+    kk = root / "kokorochat_en" / "English"
+    if kk.exists():
+        perception_gap(kk, args.cache)
+    else:
+        print(f"KokoroChat: no {kk}; skipped")
+
+
+def esconv_gap(es_paths: list[Path], root: Path, cache: Path) -> None:
+    """The incremental analysis against ESConv seekers' ratings and FailedESConv."""
+    et, es = analysed("esconv", es_paths, "esconv", LENSES, cache, OPTIONS)
     X = session_features(et, es).drop(columns=["text_client", "text_counsellor", "text_client_end"],
                                       errors="ignore")
     X = X.select_dtypes("number")
@@ -79,13 +91,61 @@ def main() -> None:
         f"rho({k}) = {spearman(bag_of_words_oof(text, v.to_numpy(dtype=float)), v):.3f}" for k, v in targets.items()))
     failed = root / "esconv" / "thu-coai" / "FailedESConv.json"
     if failed.exists():
-        ft, fs = analysed("failedesconv", [failed], "esconv", LENSES, args.cache, OPTIONS)
+        ft, fs = analysed("failedesconv", [failed], "esconv", LENSES, cache, OPTIONS)
         Xf = session_features(ft, fs).reindex(columns=X.columns)
         both = pd.concat([X, Xf])
         flag = np.r_[np.zeros(len(X)), np.ones(len(Xf))]
         print(f"\n## Incremental out-of-fold AUC: FailedESConv ({len(Xf)}) vs ESConv ({len(X)}), ridge on the flag")
         for r in incremental_gap(both, flag, seed=SEED).itertuples():
             print(f"{r.step}: AUC(failed) = {r.value:.3f}")
+
+
+
+def client_boot(fn, n: int, groups: np.ndarray, draws: int = 300) -> tuple[float, float]:
+    """95% interval of ``fn(rows)`` from resampling clients (all of a client's sessions together)."""
+    rng = np.random.default_rng(SEED)
+    by_client = list(pd.Series(np.arange(n)).groupby(groups).indices.values())
+    vals = [fn(np.concatenate([by_client[k] for k in rng.integers(0, len(by_client), len(by_client))]))
+            for _ in range(draws)]
+    return float(np.nanpercentile(vals, 2.5)), float(np.nanpercentile(vals, 97.5))
+
+
+def perception_gap(folder: Path, cache: Path) -> None:
+    """Does each side see the bond the same way? Each side's bond-probe language and their gap (client minus
+    counsellor) against the client's own rating; the gap's trend; the gap when the client disclosed risk."""
+    from alliance.calibration import KOKOROCHAT_ITEM_MAP
+
+    _, ks = analysed("kokorochat", [folder], "kokorochat", LENSES, cache, OPTIONS)
+    score = pd.to_numeric(session_meta(ks, "score"), errors="coerce").to_numpy()
+    bond = np.nanmean(np.column_stack([pd.to_numeric(session_meta(ks, k), errors="coerce").to_numpy()
+                                       for k in KOKOROCHAT_ITEM_MAP["bond"]]), axis=1)
+    groups = session_meta(ks, "client_id").astype(str).to_numpy()
+    n = len(ks)
+    print(f"\n## KokoroChat perception gap ({n} sessions, {len(set(groups))} clients; intervals: 95%, resampling "
+          "clients)")
+    print("Spearman rho with the client's score and with their bond items (mean of the five):")
+    for col in ("alliance_client_bond_mean", "alliance_counsellor_bond_mean", "alliance_gap_bond_mean",
+                "alliance_gap_bond_last"):
+        v = ks[col].to_numpy(dtype=float)
+        lo, hi = client_boot(lambda i, v=v: spearman(v[i], score[i]), n, groups)
+        print(f"  {col}: rho(score) = {spearman(v, score):+.3f} [{lo:+.3f}, {hi:+.3f}]   rho(bond items) = "
+              f"{spearman(v, bond):+.3f}")
+    trend = ks["alliance_gap_bond_trend"].astype(str).to_numpy()
+    print("Client's score by the bond gap's trend over the session (first vs last third):")
+    for t in ("narrowing", "stable", "widening"):
+        m = trend == t
+        print(f"  {t}: {int(m.sum())} sessions, mean score {np.nanmean(score[m]):.1f}")
+    lo, hi = client_boot(lambda i: np.nanmean(score[i][trend[i] == "widening"])
+                         - np.nanmean(score[i][trend[i] != "widening"]), n, groups)
+    diff = np.nanmean(score[trend == "widening"]) - np.nanmean(score[trend != "widening"])
+    print(f"  widening minus the rest: {diff:+.1f} points [{lo:+.1f}, {hi:+.1f}]")
+    risk = ks["safety_n_disclosures"].fillna(0).to_numpy() > 0
+    last = ks["alliance_gap_bond_last"].to_numpy(dtype=float)
+    print(f"Bond gap in the last third, client disclosed risk ({int(risk.sum())}) vs not ({int((~risk).sum())}):")
+    diff = np.nanmean(last[risk]) - np.nanmean(last[~risk])
+    lo, hi = client_boot(lambda i: np.nanmean(last[i][risk[i]]) - np.nanmean(last[i][~risk[i]]), n, groups)
+    print(f"  {np.nanmean(last[risk]):+.3f} vs {np.nanmean(last[~risk]):+.3f}: difference {diff:+.3f} "
+          f"[{lo:+.3f}, {hi:+.3f}] (negative = the counsellor's bond language further above the client's)")
 
 
 if __name__ == "__main__":

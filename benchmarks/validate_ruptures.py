@@ -1,8 +1,9 @@
-"""Validate the rupture-marker lens, zero-shot, against labels nobody on this project wrote.
+"""Validate the rupture-marker lens and the trajectory lens's ruptures, zero-shot, against labels nobody here wrote.
 
 Evidence: KokoroChat clients' overall score and dropout flag (``unwilling_to_continue``); FailedESConv seekers'
-per-turn feedback (1-5) and the failed-vs-kept contrast with ESConv; AnnoMI's expert MI quality. Nothing is fitted,
-so every figure is a direct rank correlation or AUC over all sessions (or turns), with a bootstrap interval.
+per-turn feedback (1-5), against both the marker lens and the trajectory lens's rupture turns, and the
+failed-vs-kept contrast with ESConv; AnnoMI's expert MI quality. Nothing is fitted, so every figure is a direct
+rank correlation, AUC or difference over all sessions (or turns), with a bootstrap interval.
 
     PYTHONPATH=src HF_HUB_OFFLINE=1 python benchmarks/validate_ruptures.py
 """
@@ -36,6 +37,34 @@ def client_strain(s: pd.DataFrame) -> pd.Series:
     """Strongest client confrontation or withdrawal match in the session (the lens's client families)."""
     cols = [c for c in family_columns(s) if c.endswith("_max") and not c.startswith("ruptures_repair")]
     return s[cols].max(axis=1)
+
+
+def trajectory_ruptures_vs_feedback(ft: pd.DataFrame, fb: pd.Series, seeker: pd.Series) -> None:
+    """The trajectory lens's ruptures (a drop in the client's bond against its rolling baseline, a minimal reply, a
+    marked confrontation or withdrawal) against the seeker's own rating of that moment: feedback on the turn."""
+    rup = ft["trajectory_rupture"].astype(bool)
+    kind = ft["trajectory_rupture_kind"].astype(str)
+    dialogue = (ft["course_id"].astype(str) + "/" + ft["session_id"].astype(str))[seeker].to_numpy()
+    f, r = fb[seeker].to_numpy(dtype=float), rup[seeker].to_numpy()
+    rng = np.random.default_rng(SEED)
+    by_dialogue = list(pd.Series(np.arange(len(f))).groupby(dialogue).indices.values())
+    diffs = []
+    for _ in range(1000):
+        i = np.concatenate([by_dialogue[k] for k in rng.integers(0, len(by_dialogue), len(by_dialogue))])
+        diffs.append(f[i][r[i]].mean() - f[i][~r[i]].mean())
+    lo, hi = np.nanpercentile(diffs, [2.5, 97.5])
+    print(f"\n## FailedESConv: the trajectory lens's ruptures vs the seeker's feedback on that turn "
+          f"({len(by_dialogue)} dialogues)")
+    print(f"  rupture turns: mean feedback {f[r].mean():.2f} (n={int(r.sum())}) vs other seeker turns "
+          f"{f[~r].mean():.2f} (n={int((~r).sum())}); difference {f[r].mean() - f[~r].mean():+.2f} "
+          f"[95% resampling dialogues {lo:+.2f}, {hi:+.2f}]")
+    print(f"  rated 1-2 (of 5): {(f[r] <= 2).mean():.0%} of rupture turns vs {(f[~r] <= 2).mean():.0%} of the rest; "
+          f"ruptures are rare ({r.mean():.0%} of seeker turns), so they mark few of the low-rated moments "
+          f"({r[f <= 2].mean():.0%})")
+    for k in ("bond drop", "minimal reply", "marker"):
+        m = kind[seeker].str.contains(k).to_numpy()
+        if m.any():
+            print(f"  {k}: mean feedback {f[m].mean():.2f} (n={int(m.sum())})")
 
 
 def main() -> None:
@@ -87,6 +116,7 @@ def main() -> None:
           "turn's strongest client match")
     print(f"  rho(feedback, match) = {spearman(strain_t[seeker], fb[seeker]):+.3f}   mean feedback on marked turns "
           f"{fb[seeker & mk].mean():.2f} (n={int((seeker & mk).sum())}) vs unmarked {fb[seeker & ~mk].mean():.2f}")
+    trajectory_ruptures_vs_feedback(ft, fb, seeker)
 
     _, an = analysed("annomi", [root / "annomi" / "AnnoMI-simple.csv"], "annomi", LENSES, args.cache)
     an = an.set_index(["course_id", "session_id"], drop=False)

@@ -214,11 +214,12 @@ def feature_source(name: str) -> str:
 class CalibratedAlliance(BaseEstimator, RegressorMixin):
     """Predict client-rated goal, task, bond and overall from :func:`session_features`.
 
-    Level 1: one ridge per text channel (TF-IDF words and word pairs) predicting all four targets; in training
-    its scores are out-of-fold (inner folds grouped by client), so level 2 learns how far to trust them.
+    Targets (``HEADS``): goal, task, bond and overall, and (``SPECIFIC``) each axis's distance from the overall
+    rating, which is what tells the axes apart.
+    Level 1: one ridge per text channel (TF-IDF words and word pairs) predicting every target; in training its
+    scores are out-of-fold (inner folds grouped by client), so level 2 learns how far to trust them.
     Level 2: per target, a ridge over standardised numeric features (lens columns, structural features) and the
-    text-channel scores for that target. The targets are goal, task, bond and overall, and (``SPECIFIC``) each
-    axis's distance from the overall rating, which is what tells the axes apart. ``coefficients()`` lists every level-2 weight by name and
+    text-channel scores for that target. ``coefficients()`` lists every level-2 weight by name and
     ``top_words()`` the words behind each text channel.
     """
 

@@ -372,8 +372,15 @@ def train_calibration(
     rated = Y.notna().all(axis=1)
     console.print(f"{int(rated.sum())} of {len(Y)} sessions carry all ratings")
     model = CalibratedAlliance(random_state=seed).fit(X, Y, groups.astype(str).to_numpy())
-    # the lenses and encoder the runs used: held-out scoring (validate_trajectory --holdout) rebuilds features so
-    records = [json.loads((r / "run.json").read_text()) for r in runs if (r / "run.json").exists()]
+    # record the runs' lenses and encoder: held-out scoring (validate_trajectory --holdout) rebuilds features from them
+    records = []
+    for r in runs:
+        if (r / "run.json").exists():
+            try:
+                records.append(json.loads((r / "run.json").read_text(encoding="utf-8")))
+            except json.JSONDecodeError as e:
+                console.print(f"[red]error:[/red] {r / 'run.json'}: invalid JSON at line {e.lineno}: {e.msg}")
+                raise typer.Exit(2) from None
     lenses = sorted({lens["name"] for rec in records for lens in rec.get("lenses", [])})
     encoders = sorted({(rec.get("encoder") or {}).get("model_id") for rec in records} - {None})
     card = {"trained_on": [str(r) for r in runs], "sessions": int(rated.sum()),

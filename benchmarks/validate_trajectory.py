@@ -224,7 +224,7 @@ def main() -> None:
         doc = estimate_reliability(turns, "KokoroChat English (shared dev split), all sessions")
         args.write_reliability.write_text(json.dumps(doc, indent=2) + "\n")
         print(f"# wrote {args.write_reliability}")
-    X, Y, unwilling, groups, text, sessions = kokorochat_tables(turns, sessions)
+    X, Y, unwilling, groups, text = kokorochat_tables(turns, sessions)
     present = sorted({feature_group(c) for c in X.columns if c not in ("text_client", "text_counsellor",
                                                                          "text_client_end")})
     print(f"KokoroChat: {len(X)} rated sessions, {len(set(groups))} clients, {int(unwilling.sum())} unwilling to "
@@ -410,7 +410,7 @@ def kokorochat_tables(turns: pd.DataFrame, sessions: pd.DataFrame):
     groups = session_meta(sessions, "client_id").reindex(X.index).astype(str).to_numpy()
     text = transcript_text(turns).reindex(X.index)
     ok = Y.notna().all(axis=1).to_numpy()
-    return X[ok], Y[ok], unwilling[ok], groups[ok], text[ok], sessions
+    return X[ok], Y[ok], unwilling[ok], groups[ok], text[ok]
 
 
 def discriminant_validity(named: dict[str, pd.Series], sessions: pd.DataFrame, Y: pd.DataFrame,
@@ -481,7 +481,7 @@ def holdout(args: argparse.Namespace) -> None:
         print(f"KokoroChat: no {kk}; skipped")
     else:
         turns, sessions = analysed("kokorochat", [kk], "kokorochat", lenses, args.cache, options)
-        X, Y, unwilling, groups, text, sessions = kokorochat_tables(turns, sessions)
+        X, Y, unwilling, groups, text = kokorochat_tables(turns, sessions)
         if getattr(model, "trained_sessions_", None) is None or getattr(model, "trained_groups_", None) is None:
             print("WARNING: this model does not record what it was trained on (saved before 1.3.0, or fitted "
                   "without client ids): every session counts as held out, so the figures may include training data")

@@ -1,0 +1,5 @@
+"""``python -m alliance.cli``."""
+
+from alliance.cli import app
+
+app()

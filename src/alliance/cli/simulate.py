@@ -1,0 +1,69 @@
+"""`alliance simulate`: simulated courses of care against chatbots, scored with the default lenses.
+
+Offline by default (scripted clients); a model-driven client or bot needs a configured endpoint.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from alliance.cli.app import app
+from alliance.cli.common import console, out_console
+
+
+class ClientKind(str, Enum):
+    scripted = "scripted"
+    model = "model"
+
+
+@app.command()
+def simulate(
+    bot: Annotated[list[str], typer.Option("--bot", "-b", help="Bot under test (repeatable): eliza, advice, soothe, "
+                                                               "module:callable, 'endpoint' (the configured LLM) "
+                                                               "or an OpenAI-compatible base URL.")],
+    personas: Annotated[str, typer.Option(help="'all' (the shipped bank) or a persona JSON file.")] = "all",
+    persona_id: Annotated[list[str] | None, typer.Option("--persona-id", help="Only these persona ids "
+                                                                             "(repeatable).")] = None,
+    sessions: Annotated[int, typer.Option(help="Sessions per course of care.")] = 3,
+    exchanges: Annotated[int, typer.Option(help="Maximum exchanges per session.")] = 8,
+    seed: Annotated[int, typer.Option(help="Random seed (recorded; a rerun with it reproduces the run).")] = 0,
+    client: Annotated[ClientKind, typer.Option(help="'scripted' (offline heuristic) or 'model' (needs a "
+                                                    "configured endpoint).")] = ClientKind.scripted,
+    llm_config: Annotated[Path | None, typer.Option(help="LLM config file (TOML); default "
+                                                         "~/.config/alliance/llm.toml or $ALLIANCE_LLM_*.")] = None,
+    markers_only: Annotated[bool, typer.Option("--markers-only", help="Scripted clients read replies by surface "
+                                                                      "markers only (no encoder).")] = False,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("alliance-sim"),
+) -> None:
+    """Run simulated courses of care against chatbots, score them with every default lens and report."""
+    from alliance.simulate.personas import PersonaError
+    from alliance.simulate.runner import bot_profiles, profile_table, run_simulation
+
+    llm = None
+    if client == ClientKind.model or any(b == "endpoint" for b in bot):
+        from alliance.llm import LLMClient, LLMConfigError, require_config
+
+        try:
+            llm = LLMClient(require_config(llm_config))
+        except LLMConfigError as e:
+            console.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(2) from None
+    bots = [b if b != "endpoint" or llm is None else _endpoint_bot(llm, seed) for b in bot]
+    try:
+        sim = run_simulation(bots, out, personas=personas, persona_ids=persona_id, sessions=sessions, seed=seed,
+                             max_exchanges=exchanges, client=client.value, use_lenses=not markers_only, llm=llm)
+    except (PersonaError, ValueError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    out_console.print(profile_table(bot_profiles(sim.table)))
+    console.print(f"[green]done[/green]: {out}/transcripts.jsonl, simulation.parquet, simulation.html, report.html")
+
+
+def _endpoint_bot(llm, seed: int):
+    from alliance.simulate.bots import EndpointBot
+
+    return EndpointBot(llm, seed=seed)

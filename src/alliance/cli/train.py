@@ -1,0 +1,105 @@
+"""`alliance train ...`: retrain a shipped model (empathy, behaviour, calibration), seeded, on CPU.
+
+Each writes a model file with its training record or model card; see the measures' docs for the figures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from alliance.cli.app import app
+from alliance.cli.common import console, out_console, read_run
+
+train_app = typer.Typer(help="Train a lens's model from labelled data (seeded, on CPU).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("empathy")
+def train_empathy(
+    data: Annotated[Path, typer.Option(help="Folder with EPITOME's three Reddit CSV files.")] = Path("../shared/data/epitome"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the model file and its MODEL_CARD.md.")] = Path("empathy-model"),
+    seed: Annotated[int, typer.Option(help="Random seed (folds and solver), recorded in the model card.")] = 0,
+    folds: Annotated[int, typer.Option(help="Grouped cross-validation folds reported in the card (0 = skip).")] = 5,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N seeker posts (quick checks).")] = None,
+) -> None:
+    """Train the empathy lens (EPITOME mechanisms) on frozen sentence embeddings; use it with the lens option
+    model=PATH."""
+    from alliance.encoders import load_encoder
+    from alliance.training.empathy import TrainingDataError, train_and_save
+
+    try:
+        result = train_and_save(data, out, load_encoder(), seed=seed, cv_folds=folds, limit=limit)
+    except TrainingDataError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    for m, s in ((result["meta"].get("cross_validation") or {}).get("scores") or {}).items():
+        out_console.print(f"{m}: macro-F1 {s['macro_f1']:.3f}  accuracy {s['accuracy']:.3f} ({folds}-fold, grouped by sp_id)")
+    console.print(f"[green]model[/green]: {result['model']}  [green]card[/green]: {result['card']}")
+
+
+@train_app.command("behaviour")
+def train_behaviour(
+    annomi: Annotated[Path, typer.Argument(help="AnnoMI-full.csv (utterance annotations).", exists=True)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Head file to write (.npz); a .json training record is "
+                                                          "written beside it.")] = Path("behaviour_head_v1.npz"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    model: Annotated[str | None, typer.Option(help="sentence-transformers model (default all-MiniLM-L6-v2).")] = None,
+) -> None:
+    """Fit the behaviour lens's MI head on AnnoMI (logistic per code on frozen embeddings; thresholds by grouped CV)."""
+    import json
+
+    from alliance.encoders import load_encoder
+    from alliance.training.behaviour import train_behaviour as train
+
+    record = train(annomi, out, load_encoder(model), seed=seed)
+    out.with_suffix(".json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    console.print(f"[green]wrote[/green] {out} and {out.with_suffix('.json')}")
+
+
+@train_app.command("calibration")
+def train_calibration(
+    runs: Annotated[list[Path], typer.Argument(help="Output folders of `alliance analyze` on rated sessions.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write (.json.gz).")] = Path(
+        "calibration.json.gz"),
+    group_key: Annotated[str, typer.Option(help="Session label that identifies the client (folds never split "
+                                                "a client).")] = "client_id",
+    seed: Annotated[int, typer.Option(help="Random seed, recorded in the model card.")] = 0,
+) -> None:
+    """Fit the client-calibrated alliance model (goal, task, bond, overall) on rated sessions and save it."""
+    import json
+
+    import pandas as pd
+
+    from alliance.calibration import CalibratedAlliance, review_targets, session_features
+
+    parts = [read_run(r) for r in runs]
+    turns = pd.concat([p[0] for p in parts], ignore_index=True)
+    sessions = pd.concat([p[1] for p in parts], ignore_index=True)
+    X = session_features(turns, sessions)
+    Y = review_targets(sessions).reindex(X.index)
+    groups = [(json.loads(m) if isinstance(m, str) else (m or {})).get(group_key, f"{c}/{s}")
+              for m, c, s in zip(sessions["meta"], sessions["course_id"], sessions["session_id"], strict=True)]
+    groups = pd.Series(groups, index=pd.MultiIndex.from_frame(sessions[["course_id", "session_id"]])).reindex(X.index)
+    rated = Y.notna().all(axis=1)
+    console.print(f"{int(rated.sum())} of {len(Y)} sessions carry all ratings")
+    model = CalibratedAlliance(random_state=seed).fit(X, Y, groups.astype(str).to_numpy())
+    # record the runs' lenses and encoder: held-out scoring (validate_trajectory --holdout) rebuilds features from them
+    records = []
+    for r in runs:
+        if (r / "run.json").exists():
+            try:
+                records.append(json.loads((r / "run.json").read_text(encoding="utf-8")))
+            except json.JSONDecodeError as e:
+                console.print(f"[red]error:[/red] {r / 'run.json'}: invalid JSON at line {e.lineno}: {e.msg}")
+                raise typer.Exit(2) from None
+    lenses = sorted({lens["name"] for rec in records for lens in rec.get("lenses", [])})
+    encoders = sorted({(rec.get("encoder") or {}).get("model_id") for rec in records} - {None})
+    card = {"trained_on": [str(r) for r in runs], "sessions": int(rated.sum()),
+            "clients": int(groups[rated].nunique()), "seed": seed, "group_key": group_key, "lenses": lenses}
+    if len(encoders) == 1:
+        card["encoder"] = encoders[0]
+    model.save(out, card)
+    console.print(f"[green]saved[/green] {out}")

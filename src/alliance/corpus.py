@@ -68,6 +68,9 @@ class Turn:
     counsellor_is_ai: bool | None = None
     timestamp: Any = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    #: Where a reader found the turn (file, and line or record), so later checks can name it; not a column.
+    source: str = field(default="", compare=False, repr=False)
+    location: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from alliance.io.base import (
     Rejection,
     RejectionLog,
     dedupe_turn_keys,
+    find_lone_surrogate,
 )
 from alliance.registry import readers
 
@@ -64,30 +66,107 @@ def read(
     if isinstance(paths, (str, Path)):
         paths = [paths]
     log = log or RejectionLog(on_error)
-    turns: list[Turn] = []
-    sessions: list[SessionInfo] = []
+    results: list[ReadResult] = []
     formats: dict[str, str] = {}
     by_format: dict[str, list[Path]] = {}
     for p in map(Path, paths):
-        if not p.exists():
-            raise InputError(str(p), "", "no such file or folder")
-        fmt = detect_format(p)[0] if format == "auto" else format
+        try:
+            if not p.exists():
+                raise InputError(str(p), "", "no such file or folder")
+            fmt = detect_format(p)[0] if format == "auto" else format
+        except InputError as e:  # under skip a file we cannot place is one rejection; the others are read
+            log.reject(e.source, e.location, e.problem, e.field)
+            continue
         formats[str(p)] = fmt
         by_format.setdefault(fmt, []).append(p)
     for fmt, fmt_paths in by_format.items():
         reader = readers.create(fmt)
         # Readers whose records span files (KokoroChat orders a course's sessions across files) read all their
         # paths at once.
-        if len(fmt_paths) > 1 and hasattr(reader, "read_many"):
-            results: list[ReadResult] = [reader.read_many(fmt_paths, log, **options)]
-        else:
-            results = [reader.read(p, log, **options) for p in fmt_paths]
-        for result in results:
-            turns.extend(result.turns)
-            sessions.extend(result.sessions)
+        batches = [fmt_paths] if len(fmt_paths) > 1 and hasattr(reader, "read_many") else [[p] for p in fmt_paths]
+        for batch in batches:
+            try:
+                result = reader.read_many(batch, log, **options) if len(batch) > 1 else reader.read(batch[0], log,
+                                                                                                     **options)
+            except InputError as e:  # a whole file (or its header) is unreadable: under skip, that file only
+                log.reject(e.source, e.location, e.problem, e.field)
+                continue
+            results.append(result)
+    turns, sessions = _one_source_per_session(results, log)
+    turns, sessions = _storable(turns, sessions, log)
     turns = dedupe_turn_keys(turns, log, ", ".join(formats))
     _reject_duplicate_sessions(sessions, log)
     return Loaded(Corpus.from_turns(turns, _unique_sessions(sessions)), list(log.rejected), formats)
+
+
+def _one_source_per_session(results: list[ReadResult], log: RejectionLog) -> tuple[list[Turn], list[SessionInfo]]:
+    """A session key met in two files is two sessions, not one: the later file's copy is rejected whole.
+
+    Merging would splice one conversation's turns into another's (two chat exports that both number their
+    conversations from 1); within one file (or one KokoroChat folder) the reader decides what belongs together.
+    """
+    owner: dict[tuple[str, str], int] = {}
+    first_source: dict[tuple[str, str], str] = {}
+    turns: list[Turn] = []
+    sessions: list[SessionInfo] = []
+    for n, result in enumerate(results):
+        for s in result.sessions:
+            key = (s.course_id, s.session_id)
+            owner.setdefault(key, n)
+            first_source.setdefault(key, s.source)
+        for t in result.turns:
+            key = (t.course_id, t.session_id)
+            owner.setdefault(key, n)
+            first_source.setdefault(key, t.source)
+            if owner[key] != n:
+                log.reject(t.source, t.location, f"session {key} was already read from {first_source[key]}; "
+                           "sessions from different files are not merged", "session_id", t.text[:200])
+                continue
+            turns.append(t)
+        sessions.extend(s for s in result.sessions if owner[(s.course_id, s.session_id)] == n)
+    return turns, sessions
+
+
+def _storable(turns: list[Turn], sessions: list[SessionInfo],
+              log: RejectionLog) -> tuple[list[Turn], list[SessionInfo]]:
+    """Reject turns and sessions whose ids or metadata cannot be stored: a lone UTF-16 surrogate (half an emoji)
+    cannot be written as UTF-8, and would fail the run at its first write rather than here, at its record."""
+    bad_sessions: set[tuple[str, str]] = set()
+    kept_sessions: list[SessionInfo] = []
+    for s in sessions:
+        where = _unstorable({"course_id": s.course_id, "session_id": s.session_id, "meta": dict(s.meta)})
+        if where is None:
+            kept_sessions.append(s)
+            continue
+        bad_sessions.add((s.course_id, s.session_id))
+        log.reject(s.source, f"session ({_safe(s.course_id)}, {_safe(s.session_id)})", "holds a lone UTF-16 "
+                   "surrogate (a truncated emoji?); it cannot be stored as UTF-8; the session's turns are not read",
+                   where)
+    kept: list[Turn] = []
+    for t in turns:
+        if (t.course_id, t.session_id) in bad_sessions:
+            continue
+        where = _unstorable({"course_id": t.course_id, "session_id": t.session_id, "speaker_id": t.speaker_id,
+                             "meta": dict(t.meta)})
+        if where is not None:
+            log.reject(t.source, t.location or f"turn ({_safe(t.course_id)}, {_safe(t.session_id)}, {t.turn_index})",
+                       "holds a lone UTF-16 surrogate (a truncated emoji?); it cannot be stored as UTF-8", where,
+                       _safe(t.text[:200]))
+            continue
+        kept.append(t)
+    return kept, kept_sessions
+
+
+def _unstorable(fields: dict[str, Any]) -> str | None:
+    try:  # fast path: the C encoder finds no surrogate in almost every record
+        json.dumps(fields, ensure_ascii=False, default=str).encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        return find_lone_surrogate(fields) or "?"
+
+
+def _safe(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _reject_duplicate_sessions(sessions: Iterable[SessionInfo], log: RejectionLog) -> None:

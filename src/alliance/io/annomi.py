@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from alliance.corpus import SessionInfo, Turn
-from alliance.io.base import InputError, Reader, ReadResult, RejectionLog, normalise_role
+from alliance.io.base import InputError, Reader, ReadResult, RejectionLog, check_index, normalise_role
 from alliance.io.csvfile import CsvRecord, csv_header, iter_csv_records
 from alliance.io.values import checked_text, to_bool, to_label, to_number
 
@@ -81,7 +81,8 @@ class AnnoMIReader(Reader):
                 meta["other_annotations"] = others
             session_id = f"annomi-{tid}"
             turns.append(Turn(course_id=session_id, session_id=session_id, turn_index=uid,
-                              speaker=first["speaker"], text=first["text"], counsellor_is_ai=False, meta=meta))
+                              speaker=first["speaker"], text=first["text"], counsellor_is_ai=False, meta=meta,
+                              source=source, location=rec.location))
         infos = [SessionInfo(f"annomi-{tid}", f"annomi-{tid}", 0, source=source, meta=m) for tid, m in sessions.items()]
         return ReadResult(turns, infos)
 
@@ -92,12 +93,8 @@ def _row(rec: CsvRecord, source: str, log: RejectionLog) -> tuple[str, int, dict
     if not tid:
         log.reject(source, loc, "transcript_id is empty", "transcript_id", f)
         return None
-    try:
-        uid = to_number(f["utterance_id"])
-        if not isinstance(uid, int):
-            raise ValueError(f"expected an integer, got {f['utterance_id']!r}")
-    except ValueError as e:
-        log.reject(source, loc, str(e), "utterance_id", f)
+    uid = check_index(f["utterance_id"], source, loc, log, "utterance_id")
+    if uid is None:
         return None
     speaker = normalise_role(f["interlocutor"], source, loc, log, mapping=ROLES, field="interlocutor")
     if speaker is None:

@@ -8,6 +8,7 @@ silently.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +21,13 @@ OnError = Literal["fail", "skip"]
 #: Lines (or records) longer than this are rejected rather than parsed: a multi-megabyte "turn" is almost
 #: always a broken export (a whole file on one line), and parsing it would hide that.
 MAX_RECORD_BYTES = 1_000_000
+#: JSON nested deeper than this is rejected: no transcript format needs it, and Python's parser (and every later
+#: step that walks metadata) fails with a RecursionError somewhere near 1,000 levels.
+MAX_JSON_DEPTH = 64
+#: Turn and session indexes are stored as 64-bit integers.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: A lone UTF-16 surrogate (half of an emoji cut in two by a JavaScript export) cannot be written as UTF-8.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 ROLE_ALIASES: dict[str, str] = {
     **{k: "client" for k in ("client", "user", "seeker", "usr", "patient", "human", "customer")},
@@ -126,7 +134,122 @@ def clean_text(raw: Any, source: str, location: str, log: RejectionLog, field: s
     if not text:
         log.reject(source, location, "text is empty", field, raw)
         return None
+    bad = _LONE_SURROGATE.search(text)
+    if bad:
+        log.reject(source, location, surrogate_problem(text, bad.start()), field, _escaped(raw))
+        return None
     return text
+
+
+def surrogate_problem(text: str, at: int) -> str:
+    return (f"holds a lone UTF-16 surrogate {text[at]!r} at character {at} (a truncated emoji?); it cannot be "
+            "stored as UTF-8")
+
+
+def _escaped(text: str) -> str:
+    return text[:200].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def find_lone_surrogate(value: Any, path: str = "") -> str | None:
+    """Path (``meta.note``, ``meta.tags[2]``) of the first string or key in ``value`` holding a lone surrogate."""
+    if isinstance(value, str):
+        return (path or ".") if _LONE_SURROGATE.search(value) else None
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            sub = f"{path}.{k}" if path else str(k)
+            if isinstance(k, str) and _LONE_SURROGATE.search(k):
+                return _escaped(sub)
+            found = find_lone_surrogate(v, sub)
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            found = find_lone_surrogate(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """Nesting depth of parsed JSON (a scalar is 0), counted without recursion and only up to ``limit + 1``."""
+    depth = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            children = v.values()
+        elif isinstance(v, list):
+            children = v
+        else:
+            continue
+        d += 1
+        depth = max(depth, d)
+        if depth > limit:
+            return depth
+        stack.extend((c, d) for c in children if isinstance(c, (dict, list)))
+    return depth
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` that turns too-deep nesting into a ``ValueError`` with a clear message.
+
+    Raises ``json.JSONDecodeError`` for invalid JSON and ``ValueError`` for nesting over ``MAX_JSON_DEPTH``.
+    """
+    try:
+        doc = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"JSON nested too deeply (over {MAX_JSON_DEPTH} levels)") from None
+    if isinstance(doc, (dict, list)) and json_depth(doc) > MAX_JSON_DEPTH:
+        raise ValueError(f"JSON nested too deeply (over {MAX_JSON_DEPTH} levels)")
+    return doc
+
+
+def check_id(raw: Any, source: str, location: str, log: RejectionLog, field: str) -> str | None:
+    """An identifier: a non-empty string, or an integer written as its digits; anything else is rejected.
+
+    Booleans, floats, lists and objects are rejected rather than spelled out (``str(1.0)`` or ``str({...})``
+    would invent an id the source never had).
+    """
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        log.reject(source, location, f"must be a string or an integer, got {type(raw).__name__}", field, raw)
+        return None
+    value = str(raw).strip()
+    if not value:
+        log.reject(source, location, "is empty", field, raw)
+        return None
+    bad = _LONE_SURROGATE.search(value)
+    if bad:
+        log.reject(source, location, surrogate_problem(value, bad.start()), field, _escaped(value))
+        return None
+    return value
+
+
+def check_index(raw: Any, source: str, location: str, log: RejectionLog, field: str) -> int | None:
+    """A turn or session index: an integer (``3``, ``3.0`` or ``"3"``) within 64 bits; else rejected."""
+    from alliance.io.values import to_number
+
+    try:
+        value = to_number(raw)
+    except ValueError as e:
+        log.reject(source, location, str(e), field, raw)
+        return None
+    if value is None or not isinstance(value, int):
+        log.reject(source, location, f"must be an integer, got {raw!r}", field, raw)
+        return None
+    if not INT64_MIN <= value <= INT64_MAX:
+        log.reject(source, location, f"{value} does not fit in a 64-bit integer", field, str(raw)[:200])
+        return None
+    return value
+
+
+def check_meta(raw: Any, source: str, location: str, log: RejectionLog, field: str = "meta") -> dict | None:
+    """A metadata object: absent/null -> {}; an object is copied; a string, list or number is rejected."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        log.reject(source, location, f"must be a JSON object, got {type(raw).__name__}", field, raw)
+        return None
+    return dict(raw)
 
 
 def iter_lines(path: Path, log: RejectionLog, max_bytes: int = MAX_RECORD_BYTES) -> Iterator[tuple[int, str]]:
@@ -153,9 +276,14 @@ def iter_json_lines(path: Path, log: RejectionLog) -> Iterator[tuple[int, Any]]:
     source = str(path)
     for lineno, line in iter_lines(path, log):
         try:
-            yield lineno, json.loads(line)
+            obj = parse_json(line)
         except json.JSONDecodeError as e:
             log.reject(source, f"line {lineno}", f"invalid JSON: {e.msg} at column {e.colno}", None, line[:200])
+            continue
+        except ValueError as e:
+            log.reject(source, f"line {lineno}", str(e), None, line[:200])
+            continue
+        yield lineno, obj
 
 
 def load_json_file(path: Path, log: RejectionLog, max_bytes: int = 512_000_000) -> Any:
@@ -169,9 +297,11 @@ def load_json_file(path: Path, log: RejectionLog, max_bytes: int = 512_000_000) 
     except UnicodeDecodeError as e:
         raise InputError(source, f"byte {e.start}", "not valid UTF-8") from None
     try:
-        return json.loads(text)
+        return parse_json(text)
     except json.JSONDecodeError as e:
         raise InputError(source, f"line {e.lineno}", f"invalid JSON: {e.msg} at column {e.colno}") from None
+    except ValueError as e:
+        raise InputError(source, "", str(e)) from None
 
 
 def iter_json_records(path: Path, log: RejectionLog, what: str = "records") -> Iterator[tuple[int, str, Any]]:
@@ -188,12 +318,46 @@ def iter_json_records(path: Path, log: RejectionLog, what: str = "records") -> I
             log.reject(e.source, e.location, e.problem, e.field)
             return
         if not isinstance(doc, list):
-            raise InputError(str(path), "", f"expected a JSON list of {what}, got {type(doc).__name__}")
+            log.reject(str(path), "", f"expected a JSON list of {what}, got {type(doc).__name__}")
+            return
         for n, record in enumerate(doc):
             yield n, f"record {n}", record
         return
     for lineno, record in iter_json_lines(path, log):
         yield lineno - 1, f"line {lineno}", record
+
+
+def head_json_objects(path: Path, n: int = 5, max_line_bytes: int = MAX_RECORD_BYTES,
+                      max_total_bytes: int = 4 * MAX_RECORD_BYTES) -> list[Any]:
+    """The first ``n`` parseable JSON values among a file's first lines, for sniffing JSON Lines.
+
+    Lines that are not JSON (a broken first line, a line over ``max_line_bytes``, nesting too deep) are passed
+    over rather than deciding the format, so one bad record does not defeat detection.
+    """
+    found: list[Any] = []
+    read = 0
+    try:
+        with open(path, "rb") as fh:
+            while len(found) < n and read < max_total_bytes:
+                raw = fh.readline(max_line_bytes + 1)
+                if not raw:
+                    break
+                read += len(raw)
+                if len(raw) > max_line_bytes:  # skip the rest of an over-long line
+                    while raw and not raw.endswith(b"\n"):
+                        raw = fh.readline(1 << 20)
+                        read += len(raw)
+                    continue
+                line = raw.decode("utf-8", errors="replace").lstrip("\ufeff").strip()
+                if not line:
+                    continue
+                try:
+                    found.append(parse_json(line))
+                except ValueError:  # JSONDecodeError is a ValueError too
+                    continue
+    except OSError:
+        return []
+    return found
 
 
 def head_text(path: Path, n_bytes: int = 65536) -> str:
@@ -212,8 +376,8 @@ def dedupe_turn_keys(turns: list[Turn], log: RejectionLog, source: str) -> list[
     for t in turns:
         k = (t.course_id, t.session_id, t.turn_index)
         if k in seen:
-            log.reject(source, f"turn {k}", "duplicate turn key (course_id, session_id, turn_index)", "turn_index",
-                       t.text[:200])
+            log.reject(t.source or source, t.location or f"turn {k}", f"duplicate turn key {k} (course_id, "
+                       "session_id, turn_index): the later turn is not read", "turn_index", t.text[:200])
             continue
         seen.add(k)
         out.append(t)

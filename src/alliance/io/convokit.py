@@ -19,7 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from alliance.corpus import SessionInfo, Turn
-from alliance.io.base import InputError, Reader, ReadResult, RejectionLog, iter_json_lines, load_json_file
+from alliance.io.base import (
+    InputError,
+    Reader,
+    ReadResult,
+    RejectionLog,
+    check_id,
+    check_index,
+    check_meta,
+    iter_json_lines,
+    load_json_file,
+    normalise_role,
+)
 from alliance.io.values import checked_text, to_bool, to_timestamp
 
 #: Utterance metadata keys this package writes and reads back as corpus fields.
@@ -44,13 +55,16 @@ class ConvoKitReader(Reader):
         return 0.0
 
     def read(self, path: Path, log: RejectionLog, roles: Mapping[str, str] | None = None,
-             **options: Any) -> ReadResult:
+             timestamp_unit: str = "auto", **options: Any) -> ReadResult:
         folder = path if path.is_dir() else path.parent
         utt_path = folder / "utterances.jsonl"
         if not utt_path.is_file():
             raise InputError(str(folder), "", "not a ConvoKit corpus folder: utterances.jsonl is missing")
-        conversations = _json_object(folder / "conversations.json", log)
-        speakers = _json_object(folder / "speakers.json", log)
+        # Conversation metadata holds course and session keys and speaker metadata holds roles: without them an
+        # utterance would land in the wrong session or with the wrong role, so it is rejected instead.
+        conversations, conv_problem = _json_object(folder / "conversations.json", log)
+        speakers, speaker_problem = _json_object(folder / "speakers.json", log)
+        file_problem = conv_problem or speaker_problem
         source = str(utt_path)
         by_conv: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
         seen_ids: dict[str, str] = {}
@@ -58,6 +72,9 @@ class ConvoKitReader(Reader):
             loc = f"line {lineno}"
             if not isinstance(utt, dict):
                 log.reject(source, loc, f"expected a JSON object, got {type(utt).__name__}", None, utt)
+                continue
+            if file_problem:
+                log.reject(source, loc, file_problem, None, _short(utt))
                 continue
             uid = utt.get("id")
             conv = utt.get("conversation_id", utt.get("root"))
@@ -67,25 +84,29 @@ class ConvoKitReader(Reader):
             if conv is None or str(conv) == "":
                 log.reject(source, loc, "utterance has no conversation_id", "conversation_id", utt)
                 continue
-            if str(uid) in seen_ids:
-                log.reject(source, loc, f"utterance id {uid!r} already used on {seen_ids[str(uid)]}", "id", utt)
+            uid, conv = check_id(uid, source, loc, log, "id"), check_id(conv, source, loc, log, "conversation_id")
+            if uid is None or conv is None:
                 continue
-            seen_ids[str(uid)] = loc
-            by_conv[str(conv)].append((loc, utt))
+            if uid in seen_ids:
+                log.reject(source, loc, f"utterance id {uid!r} already used on {seen_ids[uid]}", "id", utt)
+                continue
+            seen_ids[uid] = loc
+            by_conv[conv].append((loc, utt))
         turns: list[Turn] = []
         sessions: list[SessionInfo] = []
+        conv_source = str(folder / "conversations.json")
         for conv, utts in by_conv.items():
-            cmeta = _meta_of(conversations.get(conv))
-            session_id = str(cmeta.pop("session_id", conv))
-            course_id = str(cmeta.pop("course_id", session_id))
-            try:
-                session_index = int(cmeta.pop("session_index", 0))
-            except (TypeError, ValueError):
-                log.reject(str(folder / "conversations.json"), f"conversation {conv!r}",
-                           "session_index must be an integer", "meta.session_index", None)
+            entry = conversations.get(conv)
+            keys = _session_keys(conv, entry, conv_source, log)
+            if keys is None:
+                for loc, utt in utts:
+                    log.reject(source, loc, f"its conversation {conv!r} in conversations.json is unusable (see that "
+                               "rejection)", "conversation_id", _short(utt))
                 continue
+            course_id, session_id, session_index, cmeta = keys
             for position, (loc, utt) in enumerate(utts):
-                turn = _turn(utt, position, course_id, session_id, session_index, speakers, roles, source, loc, log)
+                turn = _turn(utt, position, course_id, session_id, session_index, speakers, roles, source, loc, log,
+                             timestamp_unit)
                 if turn is not None:
                     turns.append(turn)
             cmeta["conversation_id"] = conv
@@ -93,13 +114,47 @@ class ConvoKitReader(Reader):
         return ReadResult(turns, sessions)
 
 
-def _json_object(path: Path, log: RejectionLog) -> dict[str, Any]:
+def _json_object(path: Path, log: RejectionLog) -> tuple[dict[str, Any], str | None]:
+    """A whole-file JSON object keyed by id, or ``({}, problem)`` after rejecting the file."""
     if not path.is_file():
-        return {}
-    doc = load_json_file(path, log)
+        return {}, None
+    try:
+        doc = load_json_file(path, log)
+    except InputError as e:
+        log.reject(e.source, e.location, e.problem, e.field)
+        return {}, f"not read: {path.name} is unreadable (see its rejection)"
     if not isinstance(doc, dict):
-        raise InputError(str(path), "", f"expected a JSON object keyed by id, got {type(doc).__name__}")
-    return doc
+        log.reject(str(path), "", f"expected a JSON object keyed by id, got {type(doc).__name__}")
+        return {}, f"not read: {path.name} is not a JSON object (see its rejection)"
+    return doc, None
+
+
+def _session_keys(conv: str, entry: Any, source: str,
+                  log: RejectionLog) -> tuple[str, str, int, dict[str, Any]] | None:
+    """Course, session, index and metadata of one conversation; None (after one rejection) when unusable."""
+    loc = f"conversation {conv!r}"
+    if entry is None:
+        return conv, conv, 0, {}
+    if not isinstance(entry, dict):
+        log.reject(source, loc, f"expected an object, got {type(entry).__name__}", None, entry)
+        return None
+    cmeta = check_meta(entry.get("meta"), source, loc, log)
+    if cmeta is None:
+        return None
+    session_id = conv if cmeta.get("session_id") is None else check_id(cmeta.pop("session_id"), source, loc, log,
+                                                                      "meta.session_id")
+    cmeta.pop("session_id", None)
+    if session_id is None:
+        return None
+    course_id = session_id if cmeta.get("course_id") is None else check_id(cmeta.pop("course_id"), source, loc, log,
+                                                                           "meta.course_id")
+    cmeta.pop("course_id", None)
+    if course_id is None:
+        return None
+    session_index = check_index(cmeta.pop("session_index", 0), source, loc, log, "meta.session_index")
+    if session_index is None:
+        return None
+    return course_id, session_id, session_index, cmeta
 
 
 def _meta_of(entry: Any) -> dict[str, Any]:
@@ -109,19 +164,28 @@ def _meta_of(entry: Any) -> dict[str, Any]:
     return {}
 
 
+def _short(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=str)[:500]
+
+
 def _turn(utt: dict[str, Any], position: int, course_id: str, session_id: str, session_index: int,
           speakers: dict[str, Any], roles: Mapping[str, str] | None, source: str, loc: str,
-          log: RejectionLog) -> Turn | None:
-    from alliance.io.base import normalise_role
-
-    raw_meta = utt.get("meta") or {}
-    if not isinstance(raw_meta, dict):
-        log.reject(source, loc, f"meta must be an object, got {type(raw_meta).__name__}", "meta", utt)
+          log: RejectionLog, timestamp_unit: str = "auto") -> Turn | None:
+    meta = check_meta(utt.get("meta"), source, loc, log)
+    if meta is None:
         return None
-    meta = dict(raw_meta)
     speaker = utt.get("speaker", utt.get("user"))
-    speaker_id = None if speaker is None else str(speaker)
-    smeta = _meta_of(speakers.get(speaker_id)) if speaker_id is not None else {}
+    speaker_id = None
+    if speaker is not None:
+        speaker_id = check_id(speaker, source, loc, log, "speaker")
+        if speaker_id is None:
+            return None
+    sentry = speakers.get(speaker_id) if speaker_id is not None else None
+    if sentry is not None and (not isinstance(sentry, dict) or not isinstance(sentry.get("meta", {}), dict)):
+        log.reject(source, loc, f"speaker {speaker_id!r} in speakers.json is not an object with a 'meta' object",
+                   "speaker", _short(sentry))
+        return None
+    smeta = _meta_of(sentry)
     raw_role = next((m[k] for m in (meta, smeta) for k in ROLE_KEYS if m.get(k) not in (None, "")), None)
     if raw_role is None and roles and speaker_id in roles:
         raw_role = roles[speaker_id]
@@ -133,15 +197,18 @@ def _turn(utt: dict[str, Any], position: int, course_id: str, session_id: str, s
     text = checked_text(utt.get("text"), source, loc, log)
     if text is None:
         return None
-    index = meta.pop("turn_index", position)
-    if isinstance(index, bool) or not isinstance(index, int):
-        log.reject(source, loc, f"turn_index must be an integer, got {index!r}", "meta.turn_index", utt)
+    index = check_index(meta.pop("turn_index", position), source, loc, log, "meta.turn_index")
+    if index is None:
         return None
     try:
         ai = to_bool(meta.pop("counsellor_is_ai", smeta.get("counsellor_is_ai")))
-        stamp = to_timestamp(utt.get("timestamp"))
     except ValueError as e:
-        log.reject(source, loc, str(e), "timestamp" if "time" in str(e) else "meta.counsellor_is_ai", utt)
+        log.reject(source, loc, str(e), "meta.counsellor_is_ai", _short(utt))
+        return None
+    try:
+        stamp = to_timestamp(utt.get("timestamp"), unit=timestamp_unit)
+    except ValueError as e:
+        log.reject(source, loc, str(e), "timestamp", _short(utt))
         return None
     for k in ROLE_KEYS:
         meta.pop(k, None)
@@ -152,7 +219,8 @@ def _turn(utt: dict[str, Any], position: int, course_id: str, session_id: str, s
     if smeta.get(GENERATED_SPEAKER):
         speaker_id = None
     return Turn(course_id=course_id, session_id=session_id, turn_index=index, session_index=session_index,
-                speaker=role, speaker_id=speaker_id, text=text, counsellor_is_ai=ai, timestamp=stamp, meta=meta)
+                speaker=role, speaker_id=speaker_id, text=text, counsellor_is_ai=ai, timestamp=stamp, meta=meta,
+                source=source, location=loc)
 
 
 def write_convokit(corpus: Any, folder: str | Path, name: str = "alliance-corpus") -> Path:

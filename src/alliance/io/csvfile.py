@@ -62,7 +62,9 @@ def iter_csv_records(path: Path, log: RejectionLog, required: Iterable[str] = ()
     old_limit = csv.field_size_limit()
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     try:
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        # strict: a quote that opens a field and never closes properly is an error at the line where it goes
+        # wrong, instead of silently swallowing the following rows into one field.
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
         try:
             header = next(reader)
         except StopIteration:
@@ -74,6 +76,13 @@ def iter_csv_records(path: Path, log: RejectionLog, required: Iterable[str] = ()
         header = [h.strip() for h in header]
         if any(_SURROGATE.search(h) for h in header):
             log.reject(source, "line 1", "header is not valid UTF-8", None, None)
+            return
+        dupes = sorted({h for h in header if header.count(h) > 1})
+        if dupes:
+            cols = {h: [i + 1 for i, x in enumerate(header) if x == h] for h in dupes}
+            log.reject(source, "line 1 (header)", "duplicate column name(s) "
+                       + ", ".join(f"{h!r} (columns {', '.join(map(str, c))})" for h, c in cols.items())
+                       + "; rename them so no column is lost", dupes[0], header)
             return
         missing = [c for c in required if c not in header]
         if missing:
@@ -90,8 +99,12 @@ def iter_csv_records(path: Path, log: RejectionLog, required: Iterable[str] = ()
                 break
             except csv.Error as e:
                 row_no += 1
-                log.reject(source, f"line {start} (row {row_no})", f"malformed CSV: {e}", None, None)
-                prev_end = reader.line_num
+                end = reader.line_num
+                span = f"; lines {start}-{end} were not read" if end > start else ""
+                hint = " (a quote that opens a field is not closed)" if "expected after" in str(e) or "end of data" in \
+                    str(e) else ""
+                log.reject(source, f"line {start} (row {row_no})", f"malformed CSV: {e}{hint}{span}", None, None)
+                prev_end = end
                 continue
             prev_end = reader.line_num
             if not values or (len(values) == 1 and not values[0].strip()):

@@ -81,11 +81,12 @@ class EpitomeReader(Reader):
             response_meta = dict(first["labels"])
             if others:
                 response_meta["other_annotations"] = [o["labels"] for o in others]
+            origin = {"source": first["source"], "location": first["location"]}
             turns.append(Turn(course_id=session_id, session_id=session_id, turn_index=0, speaker="client",
-                              text=first["seeker"], counsellor_is_ai=False, meta={"post_id": key[0]}))
+                              text=first["seeker"], counsellor_is_ai=False, meta={"post_id": key[0]}, **origin))
             turns.append(Turn(course_id=session_id, session_id=session_id, turn_index=1, speaker="counsellor",
                               text=first["response"], counsellor_is_ai=False,
-                              meta={"post_id": key[1], **response_meta}))
+                              meta={"post_id": key[1], **response_meta}, **origin))
             sessions.append(SessionInfo(session_id, session_id, 0, source=first["source"],
                                         meta={"sp_id": key[0], "rp_id": key[1], "n_annotations": 1 + len(others)}))
         return ReadResult(turns, sessions)

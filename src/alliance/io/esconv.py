@@ -120,7 +120,7 @@ def _dialogue(record: Any, session_id: str, source: str, loc: str,
         if tmeta is None:
             continue
         turns.append(Turn(course_id=session_id, session_id=session_id, turn_index=i, speaker=role, text=text,
-                          counsellor_is_ai=False, meta=tmeta))
+                          counsellor_is_ai=False, meta=tmeta, source=source, location=tloc))
     return turns, meta, schema
 
 

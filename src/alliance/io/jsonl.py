@@ -2,7 +2,8 @@
 
 Turn lines: ``{"session_id", "speaker", "text", "course_id"?, "turn_index"?, "timestamp"?, "counsellor_is_ai"?,
 "meta"?}``; unknown keys go to the turn's metadata. Session lines: ``{"session_id", "turns": [...], ...}``;
-unknown keys go to the session's metadata. This is also the format ``alliance`` writes transcripts in.
+unknown keys go to the session's metadata. This is also the format ``alliance`` writes transcripts in. Values are
+checked, never coerced: ``"false"`` is False, a ``meta`` that is not an object or a repeated session is rejected.
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ from alliance.io.base import (
     Reader,
     ReadResult,
     RejectionLog,
+    check_id,
+    check_index,
+    check_meta,
     clean_text,
-    head_text,
+    head_json_objects,
     iter_json_lines,
     normalise_role,
 )
+from alliance.io.values import to_bool, to_timestamp
 
 TURN_FIELDS = {"course_id", "session_id", "session_index", "turn_index", "speaker", "role", "text", "content",
                "timestamp", "counsellor_is_ai", "speaker_id", "meta"}
@@ -34,104 +39,166 @@ class JsonlReader(Reader):
     def sniff(self, path: Path) -> float:
         if path.is_dir() or path.suffix.lower() not in (".jsonl", ".ndjson", ".json"):
             return 0.0
-        first = head_text(path).splitlines()[:1]
-        try:
-            obj = json.loads(first[0]) if first else None
-        except json.JSONDecodeError:
+        # The first readable objects decide, so one broken or over-long first line does not hide the format.
+        for obj in head_json_objects(path):
+            if not isinstance(obj, dict):
+                continue
+            if "turns" in obj and "session_id" in obj:
+                return 0.9
+            if "session_id" in obj and ("speaker" in obj or "role" in obj) and ("text" in obj or "content" in obj):
+                return 0.9
             return 0.0
-        if not isinstance(obj, dict):
-            return 0.0
-        if "turns" in obj and "session_id" in obj:
-            return 0.9
-        if "session_id" in obj and ("speaker" in obj or "role" in obj) and ("text" in obj or "content" in obj):
-            return 0.9
         return 0.0
 
-    def read(self, path: Path, log: RejectionLog, **options: Any) -> ReadResult:
+    def read(self, path: Path, log: RejectionLog, timestamp_unit: str = "auto", **options: Any) -> ReadResult:
         source = str(path)
-        turns: list[Turn] = []
-        sessions: dict[tuple[str, str], SessionInfo] = {}
-        next_index: dict[tuple[str, str], int] = {}
+        state = _State(source, log, timestamp_unit)
         for lineno, obj in iter_json_lines(path, log):
             loc = f"line {lineno}"
             if not isinstance(obj, dict):
                 log.reject(source, loc, f"expected a JSON object, got {type(obj).__name__}", None, obj)
-                continue
-            if "turns" in obj:
-                self._session_line(obj, source, loc, log, turns, sessions)
-                continue
-            sid = obj.get("session_id")
-            if sid is None or str(sid).strip() == "":
-                log.reject(source, loc, "missing session_id", "session_id", obj)
-                continue
-            course = str(obj.get("course_id", sid))
-            key = (course, str(sid))
-            t = _turn(obj, course, str(sid), next_index.get(key, 0), source, loc, log)
-            if t is None:
-                continue
-            next_index[key] = max(next_index.get(key, 0), t.turn_index + 1)
-            turns.append(t)
-            sessions.setdefault(key, SessionInfo(course, str(sid), t.session_index, source=source))
-        return ReadResult(turns, list(sessions.values()))
+            elif "turns" in obj:
+                state.session_line(obj, loc)
+            else:
+                state.turn_line(obj, loc)
+        return ReadResult(state.turns, list(state.sessions.values()))
 
-    def _session_line(self, obj: dict, source: str, loc: str, log: RejectionLog, turns: list[Turn],
-                      sessions: dict[tuple[str, str], SessionInfo]) -> None:
-        sid = obj.get("session_id")
-        if sid is None or str(sid).strip() == "":
-            log.reject(source, loc, "missing session_id", "session_id", obj)
+
+class _State:
+    """What one file has given so far: turns, sessions, and where each session was first seen."""
+
+    def __init__(self, source: str, log: RejectionLog, unit: str):
+        self.source, self.log, self.unit = source, log, unit
+        self.turns: list[Turn] = []
+        self.sessions: dict[tuple[str, str], SessionInfo] = {}
+        self.first_seen: dict[tuple[str, str], tuple[str, bool, int]] = {}  # key -> (location, whole, session_index)
+        self.next_index: dict[tuple[str, str], int] = {}
+
+    def _key(self, obj: dict, loc: str) -> tuple[str, str] | None:
+        if obj.get("session_id") is None:
+            self.log.reject(self.source, loc, "missing session_id", "session_id", obj)
+            return None
+        sid = check_id(obj["session_id"], self.source, loc, self.log, "session_id")
+        if sid is None:
+            return None
+        # An absent or null course is the session itself: "null" must not join unrelated clients in a course "None".
+        course = sid if obj.get("course_id") is None else check_id(obj["course_id"], self.source, loc, self.log,
+                                                                    "course_id")
+        return None if course is None else (course, sid)
+
+    def session_line(self, obj: dict, loc: str) -> None:
+        source, log = self.source, self.log
+        key = self._key(obj, loc)
+        if key is None:
+            return
+        if key in self.first_seen:
+            log.reject(source, loc, f"session {key} was already given on {self.first_seen[key][0]}; a repeated "
+                       "session is not merged (its turns and metadata are not read)", "session_id", _short(obj))
             return
         if not isinstance(obj["turns"], list):
-            log.reject(source, loc, "'turns' must be a list", "turns", obj)
+            log.reject(source, loc, f"'turns' must be a list, got {type(obj['turns']).__name__}", "turns", _short(obj))
             return
-        course = str(obj.get("course_id", sid))
-        sidx = _int(obj.get("session_index", 0), source, loc, log, "session_index")
-        if sidx is None:
+        if not obj["turns"]:
+            log.reject(source, loc, "the session has no turns", "turns", _short(obj))
             return
-        meta = dict(obj.get("meta") or {})
-        meta.update({k: v for k, v in obj.items() if k not in SESSION_FIELDS})
-        sessions[(course, str(sid))] = SessionInfo(course, str(sid), sidx, source=source, meta=meta)
-        default_ai = obj.get("counsellor_is_ai")
+        sidx = check_index(obj.get("session_index", 0), source, loc, log, "session_index")
+        meta = check_meta(obj.get("meta"), source, loc, log)
+        if sidx is None or meta is None:
+            return
+        extra = {k: v for k, v in obj.items() if k not in SESSION_FIELDS}
+        if not _merge(meta, extra, source, loc, log):
+            return
+        try:
+            default_ai = to_bool(obj.get("counsellor_is_ai"))
+        except ValueError as e:
+            log.reject(source, loc, str(e), "counsellor_is_ai", obj.get("counsellor_is_ai"))
+            return
+        self.first_seen[key] = (loc, True, sidx)
+        self.sessions[key] = SessionInfo(key[0], key[1], sidx, source=source, meta=meta)
         for j, tobj in enumerate(obj["turns"]):
             tloc = f"{loc}, turn {j}"
             if not isinstance(tobj, dict):
                 log.reject(source, tloc, f"expected a JSON object, got {type(tobj).__name__}", None, tobj)
                 continue
-            tobj = {"session_index": sidx, "counsellor_is_ai": default_ai, **tobj}
-            t = _turn(tobj, course, str(sid), j, source, tloc, log)
+            if tobj.get("session_index", sidx) != sidx:
+                log.reject(source, tloc, f"session_index {tobj['session_index']!r} differs from the session's "
+                           f"{sidx}", "session_index", tobj)
+                continue
+            tobj = {"counsellor_is_ai": default_ai, **tobj, "session_index": sidx}
+            t = _turn(tobj, key, j, source, tloc, log, self.unit)
             if t is not None:
-                turns.append(t)
+                self.turns.append(t)
+
+    def turn_line(self, obj: dict, loc: str) -> None:
+        key = self._key(obj, loc)
+        if key is None:
+            return
+        seen = self.first_seen.get(key)
+        if seen is not None and seen[1]:
+            self.log.reject(self.source, loc, f"session {key} was given whole (with 'turns') on {seen[0]}; a "
+                            "turn line cannot add to it", "session_id", obj)
+            return
+        t = _turn(obj, key, self.next_index.get(key, 0), self.source, loc, self.log, self.unit)
+        if t is None:
+            return
+        if seen is not None and t.session_index != seen[2]:
+            self.log.reject(self.source, loc, f"session_index {t.session_index} differs from {seen[2]} given for "
+                            f"this session on {seen[0]}", "session_index", obj)
+            return
+        self.next_index[key] = max(self.next_index.get(key, 0), t.turn_index + 1)
+        self.turns.append(t)
+        if seen is None:
+            self.first_seen[key] = (loc, False, t.session_index)
+            self.sessions[key] = SessionInfo(key[0], key[1], t.session_index, source=self.source)
 
 
-def _int(v: Any, source: str, loc: str, log: RejectionLog, field: str) -> int | None:
-    try:
-        if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
-            raise ValueError
-        return int(v)
-    except (TypeError, ValueError):
-        log.reject(source, loc, f"must be an integer, got {v!r}", field, v)
-        return None
+def _merge(meta: dict, extra: dict, source: str, loc: str, log: RejectionLog) -> bool:
+    """Add a record's unknown keys to its metadata; a key given both ways with different values is rejected."""
+    clash = next((k for k, v in extra.items() if k in meta and meta[k] != v), None)
+    if clash is not None:
+        log.reject(source, loc, f"{clash!r} is given both as a key and in 'meta', with different values", clash,
+                   {clash: extra[clash], "meta": meta[clash]})
+        return False
+    meta.update(extra)
+    return True
 
 
-def _turn(obj: dict, course: str, sid: str, default_index: int, source: str, loc: str,
-          log: RejectionLog) -> Turn | None:
+def _turn(obj: dict, key: tuple[str, str], default_index: int, source: str, loc: str, log: RejectionLog,
+          unit: str = "auto") -> Turn | None:
     role = normalise_role(obj.get("speaker", obj.get("role")), source, loc, log)
     if role is None:
         return None
     text = clean_text(obj.get("text", obj.get("content")), source, loc, log)
     if text is None:
         return None
-    idx = _int(obj.get("turn_index", default_index), source, loc, log, "turn_index")
-    sidx = _int(obj.get("session_index", 0), source, loc, log, "session_index")
-    if idx is None or sidx is None:
+    idx = check_index(obj.get("turn_index", default_index), source, loc, log, "turn_index")
+    if idx is None:
         return None
-    meta = dict(obj.get("meta") or {})
-    meta.update({k: v for k, v in obj.items() if k not in TURN_FIELDS})
-    ai = obj.get("counsellor_is_ai")
-    return Turn(
-        course_id=course, session_id=sid, turn_index=idx, session_index=sidx, speaker=role, text=text,
-        speaker_id=obj.get("speaker_id"), counsellor_is_ai=None if ai is None else bool(ai),
-        timestamp=obj.get("timestamp"), meta=meta,
-    )
+    sidx = check_index(obj.get("session_index", 0), source, loc, log, "session_index")
+    if sidx is None:
+        return None
+    meta = check_meta(obj.get("meta"), source, loc, log)
+    if meta is None or not _merge(meta, {k: v for k, v in obj.items() if k not in TURN_FIELDS}, source, loc, log):
+        return None
+    speaker_id = None
+    if obj.get("speaker_id") is not None:
+        speaker_id = check_id(obj["speaker_id"], source, loc, log, "speaker_id")
+        if speaker_id is None:
+            return None
+    values: dict[str, Any] = {}
+    for f, convert in (("counsellor_is_ai", to_bool), ("timestamp", lambda v: to_timestamp(v, unit=unit))):
+        try:
+            values[f] = convert(obj.get(f))
+        except ValueError as e:
+            log.reject(source, loc, str(e), f, obj.get(f))
+            return None
+    return Turn(course_id=key[0], session_id=key[1], turn_index=idx, session_index=sidx, speaker=role, text=text,
+                speaker_id=speaker_id, counsellor_is_ai=values["counsellor_is_ai"], timestamp=values["timestamp"],
+                meta=meta, source=source, location=loc)
+
+
+def _short(obj: dict) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=str)[:500]
 
 
 def write_jsonl(corpus: Any, path: str | Path) -> None:

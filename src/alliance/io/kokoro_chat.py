@@ -127,7 +127,7 @@ class KokoroChatReader(Reader):
             # Plain dicts until the session's index within its course is known (building Turns twice is slow).
             turns.append({"course_id": course_id, "session_id": session_id, "turn_index": i, "speaker": role,
                           "text": text, "speaker_id": speaker_id, "counsellor_is_ai": False, "timestamp": stamp,
-                          "meta": tmeta})
+                          "meta": tmeta, "source": source, "location": loc})
         return turns, meta, course_id
 
 

@@ -19,6 +19,8 @@ from alliance.io.base import (
     Reader,
     ReadResult,
     RejectionLog,
+    check_id,
+    head_json_objects,
     head_text,
     iter_json_records,
     load_json_file,
@@ -40,19 +42,17 @@ class OpenAIChatReader(Reader):
     def sniff(self, path: Path) -> float:
         if path.is_dir() or path.suffix.lower() not in (".jsonl", ".json", ".ndjson"):
             return 0.0
-        head = head_text(path, 16384).lstrip()
-        first = head.splitlines()[0] if head else ""
-        try:
-            obj = json.loads(first)
-        except json.JSONDecodeError:
-            # A pretty-printed list or object: look for the shape in the text instead.
-            return 0.8 if '"messages"' in head and '"role"' in head and '"content"' in head else 0.0
-        if isinstance(obj, list) and obj:
-            obj = obj[0]
-        if isinstance(obj, dict) and isinstance(obj.get("messages"), list):
-            msgs = obj["messages"]
-            return 0.9 if not msgs or (isinstance(msgs[0], dict) and "role" in msgs[0]) else 0.5
-        return 0.0
+        # The first readable lines decide, so one broken or over-long first line does not hide the format.
+        for obj in head_json_objects(path, n=3):
+            if isinstance(obj, list) and obj:
+                obj = obj[0]
+            if isinstance(obj, dict) and isinstance(obj.get("messages"), list):
+                msgs = obj["messages"]
+                return 0.9 if not msgs or (isinstance(msgs[0], dict) and "role" in msgs[0]) else 0.5
+            return 0.0
+        # A pretty-printed list or object: look for the shape in the text instead.
+        head = head_text(path, 16384)
+        return 0.8 if '"messages"' in head and '"role"' in head and '"content"' in head else 0.0
 
     def read(self, path: Path, log: RejectionLog, **options: Any) -> ReadResult:
         source = str(path)
@@ -60,6 +60,7 @@ class OpenAIChatReader(Reader):
             raise InputError(source, "", "the openai reader takes a .jsonl or .json file, not a folder")
         turns: list[Turn] = []
         sessions: list[SessionInfo] = []
+        seen: dict[str, str] = {}  # session id -> where it was first read
         for n, loc, obj in _conversations(path, log):
             if not isinstance(obj, dict):
                 log.reject(source, loc, f"expected a JSON object, got {type(obj).__name__}", None, obj)
@@ -67,22 +68,44 @@ class OpenAIChatReader(Reader):
             messages = obj.get("messages")
             if not isinstance(messages, list):
                 log.reject(source, loc, "missing 'messages' list" if messages is None else
-                           f"'messages' must be a list, got {type(messages).__name__}", "messages",
-                           json.dumps(obj, default=str)[:500])
+                           f"'messages' must be a list, got {type(messages).__name__}", "messages", _short(obj))
                 continue
-            raw_id = next((obj[k] for k in ID_KEYS if obj.get(k) not in (None, "")), None)
-            session_id = str(raw_id) if raw_id is not None else f"{path.stem}-{n:04d}"
-            course_id = str(obj["course_id"]) if obj.get("course_id") not in (None, "") else session_id
+            if not messages:
+                log.reject(source, loc, "the conversation has no messages", "messages", _short(obj))
+                continue
+            id_key = next((k for k in ID_KEYS if obj.get(k) not in (None, "")), None)
+            if id_key is not None:
+                session_id = check_id(obj[id_key], source, loc, log, id_key)
+            else:
+                session_id = f"{path.stem}-{n:04d}"
+            course_id = session_id
+            if session_id is not None and obj.get("course_id") not in (None, ""):
+                course_id = check_id(obj["course_id"], source, loc, log, "course_id")
+            if session_id is None or course_id is None:
+                continue
+            if session_id in seen:
+                # Two conversations with one id (or 1 and "1") are two conversations: never merge them.
+                log.reject(source, loc, f"conversation id {session_id!r} was already used on {seen[session_id]}; "
+                           "this conversation is not read", id_key or "id", _short(obj))
+                continue
+            seen[session_id] = loc
             meta = {k: v for k, v in obj.items() if k not in ("messages", "course_id", *ID_KEYS)}
-            if raw_id is not None:
-                meta["id"] = raw_id
+            if id_key is not None:
+                meta["id"] = obj[id_key]
             instructions: list[str] = []
             tools: list[dict[str, Any]] = []
+            n_rejected = len(log.rejected)
+            n_turns = len(turns)
             for i, msg in enumerate(messages):
                 mloc = f"{loc}, messages[{i}]"
                 turn = _message(msg, i, course_id, session_id, source, mloc, log, instructions, tools)
                 if turn is not None:
                     turns.append(turn)
+            if len(turns) == n_turns:
+                if len(log.rejected) == n_rejected:  # nothing to say for it: say so rather than drop it
+                    log.reject(source, loc, "the conversation has no user or assistant message with text",
+                               "messages", _short(obj))
+                continue
             if instructions:
                 meta["system"] = instructions
             if tools:
@@ -91,12 +114,16 @@ class OpenAIChatReader(Reader):
         return ReadResult(turns, sessions)
 
 
+def _short(obj: dict) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=str)[:500]
+
+
 def _conversations(path: Path, log: RejectionLog) -> Iterator[tuple[int, str, Any]]:
     head = head_text(path, 4096).lstrip()
     if head.startswith("{") and path.suffix.lower() == ".json":
         try:
             first = json.loads(head.splitlines()[0])
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             first = None
         if first is None:  # a single pretty-printed conversation
             yield 0, "record 0", load_json_file(path, log)
@@ -139,7 +166,7 @@ def _message(msg: Any, i: int, course_id: str, session_id: str, source: str, loc
     name = msg.get("name")
     return Turn(course_id=course_id, session_id=session_id, turn_index=i, speaker=speaker, text=text,
                 speaker_id=str(name) if isinstance(name, str) and name else None,
-                counsellor_is_ai=True if speaker == "counsellor" else None, meta=meta)
+                counsellor_is_ai=True if speaker == "counsellor" else None, meta=meta, source=source, location=loc)
 
 
 class _Parts:

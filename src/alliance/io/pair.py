@@ -51,10 +51,11 @@ class PairReader(Reader):
                 if response is None:
                     continue
                 session_id = f"pair-{prompt_id:03d}-{slot}"
+                origin = {"source": source, "location": rec.location}
                 turns.append(Turn(course_id=session_id, session_id=session_id, turn_index=0, speaker="client",
-                                  text=prompt, counsellor_is_ai=False))
+                                  text=prompt, counsellor_is_ai=False, **origin))
                 turns.append(Turn(course_id=session_id, session_id=session_id, turn_index=1, speaker="counsellor",
-                                  text=response, counsellor_is_ai=False))
+                                  text=response, counsellor_is_ai=False, **origin))
                 sessions.append(SessionInfo(session_id, session_id, 0, source=source, meta={
                     "prompt_id": prompt_id, "response_slot": slot, "quality": QUALITY[slot[:2]]}))
         return ReadResult(turns, sessions)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from alliance.corpus import ROLES, SessionInfo, Turn
-from alliance.io.base import InputError, Reader, ReadResult, RejectionLog, normalise_role
+from alliance.io.base import InputError, Reader, ReadResult, RejectionLog, check_index, normalise_role
 from alliance.io.csvfile import csv_header, iter_csv_records
-from alliance.io.values import checked_text, is_missing, to_bool, to_number, to_timestamp
+from alliance.io.values import checked_text, is_missing, to_bool, to_timestamp
 
 FIELDS = ("course_id", "session_id", "session_index", "turn_index", "speaker", "speaker_id", "text", "timestamp",
           "counsellor_is_ai")
@@ -55,7 +55,7 @@ class TableReader(Reader):
 
     def read(self, path: Path, log: RejectionLog, columns: Mapping[str, str] | None = None,
              roles: Mapping[str, str] | None = None, session_columns: Sequence[str] = (), timezone: str = "UTC",
-             **options: Any) -> ReadResult:
+             timestamp_unit: str = "auto", **options: Any) -> ReadResult:
         source = str(path)
         if path.is_dir():
             raise InputError(source, "", "the table reader takes a file, not a folder")
@@ -85,7 +85,7 @@ class TableReader(Reader):
         sessions: dict[tuple[str, str], SessionInfo] = {}
         next_index: dict[tuple[str, str], int] = {}
         for loc, row in rows:
-            turn = _turn(row, where, used, roles, timezone, path, loc, log)
+            turn = _turn(row, where, used, roles, timezone, path, loc, log, timestamp_unit)
             if turn is None:
                 continue
             key = (turn.course_id, turn.session_id)
@@ -123,7 +123,7 @@ def _resolve_columns(header: Sequence[str], columns: dict[str, str], source: str
 
 
 def _turn(row: dict[str, Any], where: dict[str, str], used: set[str], roles: Mapping[str, str] | None,
-          timezone: str, path: Path, loc: str, log: RejectionLog) -> Turn | None:
+          timezone: str, path: Path, loc: str, log: RejectionLog, unit: str = "auto") -> Turn | None:
     source = str(path)
 
     def get(f: str) -> Any:
@@ -144,28 +144,32 @@ def _turn(row: dict[str, Any], where: dict[str, str], used: set[str], roles: Map
     if text is None:
         return None
     values: dict[str, Any] = {}
-    for f, convert in (("turn_index", to_number), ("session_index", to_number), ("counsellor_is_ai", to_bool),
-                       ("timestamp", lambda v: to_timestamp(v, timezone))):
+    for f in ("turn_index", "session_index"):
+        if f not in where:
+            continue
+        if f == "session_index" and is_missing(get(f)):
+            continue
+        if f == "turn_index" and is_missing(get(f)):
+            log.reject(source, loc, "turn index is missing", where[f], row)
+            return None
+        values[f] = check_index(get(f), source, loc, log, where[f])
+        if values[f] is None:
+            return None
+    for f, convert in (("counsellor_is_ai", to_bool), ("timestamp", lambda v: to_timestamp(v, timezone, unit))):
         if f not in where:
             continue
         try:
-            value = convert(get(f))
+            values[f] = convert(get(f))
         except ValueError as e:
             log.reject(source, loc, str(e), where[f], row)
             return None
-        if f in ("turn_index", "session_index") and value is not None and not isinstance(value, int):
-            log.reject(source, loc, f"must be an integer, got {get(f)!r}", where[f], row)
-            return None
-        values[f] = value
-    if "turn_index" in where and values.get("turn_index") is None:
-        log.reject(source, loc, "turn index is missing", where["turn_index"], row)
-        return None
     speaker_id = get("speaker_id")
     meta = {k: _plain(v) for k, v in row.items() if k not in used and not is_missing(v)}
     return Turn(course_id=course_id, session_id=session_id, turn_index=values.get("turn_index") or 0,
                 session_index=values.get("session_index") or 0, speaker=speaker,
                 speaker_id=None if is_missing(speaker_id) else str(speaker_id), text=text,
-                counsellor_is_ai=values.get("counsellor_is_ai"), timestamp=values.get("timestamp"), meta=meta)
+                counsellor_is_ai=values.get("counsellor_is_ai"), timestamp=values.get("timestamp"), meta=meta,
+                source=source, location=loc)
 
 
 def _plain(value: Any) -> Any:
@@ -189,6 +193,11 @@ def _parquet_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         parquet = pq.ParquetFile(path)
     except Exception as e:
         raise InputError(str(path), "", f"unreadable Parquet file: {e}") from None
+    names = list(parquet.schema_arrow.names)
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(str(path), "", f"duplicate column name(s) {dupes}; rename them so no column is lost",
+                         dupes[0])
     row = 0
     for batch in parquet.iter_batches(batch_size=4096):
         for record in batch.to_pylist():

@@ -7,6 +7,7 @@ the same way: numbers as int/float, missing as absent, flags as bool.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 #: Spellings of "no value" in the corpora's label columns.
@@ -86,25 +87,84 @@ def natural_key(name: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
 
-def to_timestamp(value: Any, timezone: str = "UTC") -> Any:
-    """An ISO 8601 string (or a datetime, or Unix seconds as a number) as a UTC ``pandas.Timestamp``.
+#: Unix times below this magnitude are seconds, at or above it milliseconds (``timestamp_unit="auto"``). 1e11
+#: seconds is the year 5138; 1e11 milliseconds is March 1973, so no real chat log is misread either way.
+EPOCH_MS_FROM = 1e11
+#: Above this magnitude a number is not milliseconds either (1e14 ms is the year 5138): microseconds or
+#: nanoseconds, which we refuse to guess.
+EPOCH_MAX = 1e14
+TIMESTAMP_UNITS = ("auto", "s", "ms")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
-    Times without a zone are read in ``timezone``. Missing -> None; unreadable raises ``ValueError``.
+
+def to_timestamp(value: Any, timezone: str = "UTC", unit: str = "auto") -> Any:
+    """An ISO 8601 string, a datetime, or a Unix time, as a UTC ``pandas.Timestamp``.
+
+    A Unix time is a JSON number or a string of digits (CSV has no numbers). ``unit="s"`` or ``"ms"`` says
+    which; ``"auto"`` (the default) reads magnitudes under 1e11 as seconds and from 1e11 to 1e14 as
+    milliseconds, and rejects larger ones (micro- or nanoseconds). Times without a zone are read in
+    ``timezone``. Missing -> None; unreadable or out of range (years 1677-2262) raises ``ValueError``.
     """
     import pandas as pd
 
+    if unit not in TIMESTAMP_UNITS:
+        raise ValueError(f"unknown timestamp unit {unit!r}; one of {TIMESTAMP_UNITS}")
     if is_missing(value):
         return None
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        digits = value.strip()
+        if len(digits) == 8 and digits.isdigit():
+            raise ValueError(f"ambiguous time {value!r}: a compact date (YYYYMMDD) or Unix seconds? Write ISO 8601 "
+                             "(2024-05-01) or a full Unix time")
+        value = float(digits) if not digits.lstrip("+-").isdigit() else int(digits)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _in_range(_from_epoch(value, unit), value)
     try:
-        if isinstance(value, bool):
+        if not isinstance(value, (str, pd.Timestamp)) and not hasattr(value, "isoformat"):
             raise TypeError
-        if isinstance(value, (int, float)):
-            return pd.Timestamp(value, unit="s", tz="UTC")
         ts = pd.Timestamp(value.strip() if isinstance(value, str) else value)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"unreadable time {value!r}; expected ISO 8601 (e.g. 2024-05-01T14:03:00Z)") from None
+    except (TypeError, ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        raise ValueError(f"unreadable time {_short(value)}; expected ISO 8601 (e.g. 2024-05-01T14:03:00Z) or Unix "
+                         "seconds/milliseconds") from None
     if ts is pd.NaT:
-        raise ValueError(f"unreadable time {value!r}")
+        raise ValueError(f"unreadable time {_short(value)}")
     if ts.tzinfo is None:
-        ts = ts.tz_localize(timezone)
-    return ts.tz_convert("UTC")
+        try:
+            ts = ts.tz_localize(timezone)
+        except Exception as e:  # nonexistent or ambiguous local time (a DST change)
+            raise ValueError(f"time {_short(value)} does not exist or is ambiguous in {timezone}: {e}") from None
+    return _in_range(ts.tz_convert("UTC"), value)
+
+
+def _in_range(ts: Any, value: Any) -> Any:
+    """The time itself, or ``ValueError`` when the turn table (nanoseconds since 1970) cannot hold it."""
+    import pandas as pd
+
+    try:
+        ts.as_unit("ns")
+        return ts
+    except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
+        raise ValueError(f"time {_short(value)} is outside the years 1677-2262") from None
+
+
+def _from_epoch(value: float, unit: str) -> Any:
+    import pandas as pd
+
+    if not math.isfinite(value):
+        raise ValueError(f"unreadable time {value!r}")
+    if unit == "auto":
+        if abs(value) >= EPOCH_MAX:
+            raise ValueError(f"Unix time {value!r} is too large for seconds or milliseconds (micro- or nanoseconds "
+                             "are not read); convert it, or write ISO 8601")
+        unit = "s" if abs(value) < EPOCH_MS_FROM else "ms"
+    try:
+        # Whole numbers go in as integers so that milliseconds are not rounded through a float.
+        return pd.Timestamp(int(value) if float(value).is_integer() else value, unit=unit, tz="UTC")
+    except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
+        raise ValueError(f"Unix time {value!r} ({'seconds' if unit == 's' else 'milliseconds'}) is outside the "
+                         "years 1677-2262") from None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

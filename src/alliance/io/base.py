@@ -311,7 +311,8 @@ def iter_json_records(path: Path, log: RejectionLog, what: str = "records") -> I
     Lines the record number is the 0-based line index, so a record's id does not depend on whether the lines
     before it were readable.
     """
-    if head_text(path, 4096).lstrip().startswith("["):
+    # A .jsonl file is lines even when its first line (perhaps a broken one) opens with "[".
+    if path.suffix.lower() not in (".jsonl", ".ndjson") and head_text(path, 4096).lstrip().startswith("["):
         try:
             doc = load_json_file(path, log)
         except InputError as e:

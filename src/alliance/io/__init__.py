@@ -129,32 +129,29 @@ def _one_source_per_session(results: list[ReadResult], log: RejectionLog) -> tup
 
 def _storable(turns: list[Turn], sessions: list[SessionInfo],
               log: RejectionLog) -> tuple[list[Turn], list[SessionInfo]]:
-    """Reject turns and sessions whose ids or metadata cannot be stored: a lone UTF-16 surrogate (half an emoji)
-    cannot be written as UTF-8, and would fail the run at its first write rather than here, at its record."""
-    bad_sessions: set[tuple[str, str]] = set()
-    kept_sessions: list[SessionInfo] = []
+    """Reject turns whose ids or metadata (or whose session's) cannot be stored: a lone UTF-16 surrogate (half an
+    emoji) cannot be written as UTF-8, and would fail the run at its first write rather than here, at its record."""
+    bad_sessions: dict[tuple[str, str], str] = {}
     for s in sessions:
-        where = _unstorable({"course_id": s.course_id, "session_id": s.session_id, "meta": dict(s.meta)})
-        if where is None:
-            kept_sessions.append(s)
-            continue
-        bad_sessions.add((s.course_id, s.session_id))
-        log.reject(s.source, f"session ({_safe(s.course_id)}, {_safe(s.session_id)})", "holds a lone UTF-16 "
-                   "surrogate (a truncated emoji?); it cannot be stored as UTF-8; the session's turns are not read",
-                   where)
+        where = _unstorable({"meta": dict(s.meta)})
+        if where is not None:
+            bad_sessions[(s.course_id, s.session_id)] = where
     kept: list[Turn] = []
     for t in turns:
-        if (t.course_id, t.session_id) in bad_sessions:
+        location = t.location or f"turn ({_safe(t.course_id)}, {_safe(t.session_id)}, {t.turn_index})"
+        session_where = bad_sessions.get((t.course_id, t.session_id))
+        if session_where is not None:
+            log.reject(t.source, location, "the session's metadata holds a lone UTF-16 surrogate (a truncated "
+                       "emoji?); it cannot be stored as UTF-8", f"session {session_where}", _safe(t.text[:200]))
             continue
         where = _unstorable({"course_id": t.course_id, "session_id": t.session_id, "speaker_id": t.speaker_id,
                              "meta": dict(t.meta)})
         if where is not None:
-            log.reject(t.source, t.location or f"turn ({_safe(t.course_id)}, {_safe(t.session_id)}, {t.turn_index})",
-                       "holds a lone UTF-16 surrogate (a truncated emoji?); it cannot be stored as UTF-8", where,
-                       _safe(t.text[:200]))
+            log.reject(t.source, location, "holds a lone UTF-16 surrogate (a truncated emoji?); it cannot be stored "
+                       "as UTF-8", where, _safe(t.text[:200]))
             continue
         kept.append(t)
-    return kept, kept_sessions
+    return kept, [s for s in sessions if (s.course_id, s.session_id) not in bad_sessions]
 
 
 def _unstorable(fields: dict[str, Any]) -> str | None:

@@ -66,7 +66,12 @@ class Rejection:
             d["record"] = rec[:2000].decode("utf-8", errors="replace")
         elif isinstance(rec, str) and len(rec) > 2000:
             d["record"] = rec[:2000] + "..."
-        return json.dumps(d, ensure_ascii=False, default=str)
+        text = json.dumps(d, ensure_ascii=False, default=str)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate in the record: JSON's own escapes keep it, readably
+            return json.dumps(d, ensure_ascii=True, default=str)
+        return text
 
 
 @dataclass

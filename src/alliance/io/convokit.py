@@ -84,7 +84,8 @@ class ConvoKitReader(Reader):
             if conv is None or str(conv) == "":
                 log.reject(source, loc, "utterance has no conversation_id", "conversation_id", utt)
                 continue
-            uid, conv = check_id(uid, source, loc, log, "id"), check_id(conv, source, loc, log, "conversation_id")
+            uid = check_id(uid, source, loc, log, "id")
+            conv = None if uid is None else check_id(conv, source, loc, log, "conversation_id")
             if uid is None or conv is None:
                 continue
             if uid in seen_ids:

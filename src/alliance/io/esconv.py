@@ -89,6 +89,9 @@ def _dialogue(record: Any, session_id: str, source: str, loc: str,
         log.reject(source, loc, "missing 'dialog' list" if dialog is None else
                    f"'dialog' must be a list, got {type(dialog).__name__}", "dialog", _short(record))
         return None
+    if not dialog:
+        log.reject(source, loc, "the dialogue has no turns ('dialog' is empty)", "dialog", _short(record))
+        return None
     meta: dict[str, Any] = {}
     for key in TEXT_FIELDS:
         value = to_label(record.get(key)) if isinstance(record.get(key), str) else record.get(key)

@@ -84,6 +84,9 @@ class KokoroChatReader(Reader):
             log.reject(source, "", "missing 'dialogue' list" if dialogue is None else
                        f"'dialogue' must be a list, got {type(dialogue).__name__}", "dialogue", None)
             return None
+        if not dialogue:
+            log.reject(source, "", "the session has no turns ('dialogue' is empty)", "dialogue", None)
+            return None
         review = doc.get("review_by_client")
         if review is not None and not isinstance(review, dict):
             log.reject(source, "", f"'review_by_client' must be an object, got {type(review).__name__}",

@@ -188,6 +188,9 @@ def test_bad_first_line_does_not_defeat_detection(tmp_path: Path, first: str):
     g = _jsonl(tmp_path / "chat.jsonl", first, {"messages": [{"role": "user", "content": "hi"}]})
     assert detect_format(g)[0] == "openai"
     assert len(read(g, on_error="skip").corpus) == 1
+    h = _jsonl(tmp_path / "train.json", first, {"emotion_type": "x", "dialog": [{"speaker": "usr", "text": "hi"}]})
+    assert detect_format(h)[0] == "esconv"
+    assert len(read(h, on_error="skip").corpus) == 1
 
 
 # booleans ----------------------------------------------------------------------------------------------------

@@ -321,6 +321,11 @@ def iter_json_records(path: Path, log: RejectionLog, what: str = "records") -> I
         try:
             doc = load_json_file(path, log)
         except InputError as e:
+            # JSON Lines whose first line happens to be broken (and to open with "["): read it as lines.
+            if isinstance(_second_line_value(path), dict):
+                for lineno, record in iter_json_lines(path, log):
+                    yield lineno - 1, f"line {lineno}", record
+                return
             log.reject(e.source, e.location, e.problem, e.field)
             return
         if not isinstance(doc, list):
@@ -331,6 +336,21 @@ def iter_json_records(path: Path, log: RejectionLog, what: str = "records") -> I
         return
     for lineno, record in iter_json_lines(path, log):
         yield lineno - 1, f"line {lineno}", record
+
+
+def _second_line_value(path: Path) -> Any:
+    """The second non-blank line of a file parsed as JSON (None when absent or not JSON)."""
+    seen = 0
+    with open(path, "rb") as fh:
+        for raw in fh:
+            if raw.strip():
+                seen += 1
+                if seen == 2:
+                    try:
+                        return parse_json(raw.decode("utf-8", errors="replace"))
+                    except ValueError:
+                        return None
+    return None
 
 
 def head_json_objects(path: Path, n: int = 5, max_line_bytes: int = MAX_RECORD_BYTES,

@@ -23,6 +23,7 @@ from alliance.io.base import (
     Reader,
     ReadResult,
     RejectionLog,
+    head_json_objects,
     head_text,
     iter_json_records,
     normalise_role,
@@ -45,6 +46,10 @@ class ESConvReader(Reader):
     def sniff(self, path: Path) -> float:
         if path.is_dir() or path.suffix.lower() not in (".json", ".jsonl"):
             return 0.0
+        # HF files are JSON lines: the first readable ones decide, past a broken or over-long first line.
+        for obj in head_json_objects(path, n=3):
+            if isinstance(obj, dict) and isinstance(obj.get("dialog"), list):
+                return 0.95 if obj.keys() & {"emotion_type", "problem_type", "survey_score", "situation"} else 0.5
         head = head_text(path, 8192)
         if '"dialog"' not in head or '"speaker"' not in head:
             return 0.0

@@ -300,9 +300,11 @@ def test_repeated_jsonl_session_line_does_not_replace_the_first(tmp_path: Path):
 def test_unplaceable_file_under_skip_is_one_rejection(tmp_path: Path):
     (tmp_path / "notes.txt").write_text("hello")
     ok = _jsonl(tmp_path / "t.jsonl", OK)
-    loaded = read([tmp_path / "notes.txt", tmp_path / "missing.jsonl", ok], on_error="skip")
-    assert [r.problem.split(";")[0] for r in loaded.rejected] == ["could not detect the format",
-                                                                  "no such file or folder"]
+    loaded = read([tmp_path / "notes.txt", ok], on_error="skip")
+    assert [r.problem.split(";")[0] for r in loaded.rejected] == ["could not detect the format"]
     assert len(loaded.corpus) == 1
     with pytest.raises(InputError, match="could not detect"):
         read([tmp_path / "notes.txt", ok])
+    # A path that does not exist is a mistake in the command, not a bad record: it always stops the read.
+    with pytest.raises(InputError, match="no such file"):
+        read([ok, tmp_path / "missing.jsonl"], on_error="skip")

@@ -70,9 +70,9 @@ def read(
     formats: dict[str, str] = {}
     by_format: dict[str, list[Path]] = {}
     for p in map(Path, paths):
+        if not p.exists():  # a mistyped path is a usage error, not a bad record: it stops the read
+            raise InputError(str(p), "", "no such file or folder")
         try:
-            if not p.exists():
-                raise InputError(str(p), "", "no such file or folder")
             fmt = detect_format(p)[0] if format == "auto" else format
         except InputError as e:  # under skip a file we cannot place is one rejection; the others are read
             log.reject(e.source, e.location, e.problem, e.field)

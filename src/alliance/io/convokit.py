@@ -27,10 +27,9 @@ from alliance.io.base import (
     check_id,
     check_index,
     check_meta,
-    iter_json_lines,
-    load_json_file,
     normalise_role,
 )
+from alliance.io.jsonfile import iter_json_lines, load_json_file
 from alliance.io.values import checked_text, to_bool, to_timestamp
 
 #: Utterance metadata keys this package writes and reads back as corpus fields.

@@ -18,16 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from alliance.corpus import SessionInfo, Turn
-from alliance.io.base import (
-    InputError,
-    Reader,
-    ReadResult,
-    RejectionLog,
-    head_json_objects,
-    head_text,
-    iter_json_records,
-    normalise_role,
-)
+from alliance.io.base import InputError, Reader, ReadResult, RejectionLog, head_text, normalise_role
+from alliance.io.jsonfile import head_json_objects, iter_json_records
 from alliance.io.values import checked_text, to_label, to_number
 
 #: In the original schema the role names are the seeker ("speaker") and the supporter ("listener").

@@ -21,10 +21,9 @@ from alliance.io.base import (
     check_index,
     check_meta,
     clean_text,
-    head_json_objects,
-    iter_json_lines,
     normalise_role,
 )
+from alliance.io.jsonfile import head_json_objects, iter_json_lines
 from alliance.io.values import to_bool, to_timestamp
 
 TURN_FIELDS = {"course_id", "session_id", "session_index", "turn_index", "speaker", "role", "text", "content",

@@ -17,7 +17,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alliance.corpus import SessionInfo, Turn
-from alliance.io.base import InputError, Reader, ReadResult, RejectionLog, head_text, load_json_file, normalise_role
+from alliance.io.base import InputError, Reader, ReadResult, RejectionLog, head_text, normalise_role
+from alliance.io.jsonfile import load_json_file
 from alliance.io.values import checked_text, natural_key, to_number
 
 #: Review flags are check boxes: the source writes a marker (e.g. "チェックあり", "checked") when ticked, null
@@ -84,9 +85,6 @@ class KokoroChatReader(Reader):
             log.reject(source, "", "missing 'dialogue' list" if dialogue is None else
                        f"'dialogue' must be a list, got {type(dialogue).__name__}", "dialogue", None)
             return None
-        if not dialogue:
-            log.reject(source, "", "the session has no turns ('dialogue' is empty)", "dialogue", None)
-            return None
         review = doc.get("review_by_client")
         if review is not None and not isinstance(review, dict):
             log.reject(source, "", f"'review_by_client' must be an object, got {type(review).__name__}",
@@ -94,6 +92,9 @@ class KokoroChatReader(Reader):
             return None
         meta = _review_meta(review or {}, source, log)
         if meta is None:
+            return None
+        if not dialogue:
+            log.reject(source, "", "the session has no turns ('dialogue' is empty)", "dialogue", None)
             return None
         topic = doc.get("topic")
         if isinstance(topic, dict):

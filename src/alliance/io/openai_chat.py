@@ -14,18 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from alliance.corpus import SessionInfo, Turn
-from alliance.io.base import (
-    InputError,
-    Reader,
-    ReadResult,
-    RejectionLog,
-    check_id,
-    head_json_objects,
-    head_text,
-    iter_json_records,
-    load_json_file,
-    normalise_role,
-)
+from alliance.io.base import InputError, Reader, ReadResult, RejectionLog, check_id, head_text, normalise_role
+from alliance.io.jsonfile import head_json_objects, iter_json_records, load_json_file
 from alliance.io.values import checked_text
 
 CHAT_ROLES = {"user": "client", "assistant": "counsellor"}

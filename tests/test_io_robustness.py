@@ -308,3 +308,18 @@ def test_unplaceable_file_under_skip_is_one_rejection(tmp_path: Path):
     # A path that does not exist is a mistake in the command, not a bad record: it always stops the read.
     with pytest.raises(InputError, match="no such file"):
         read([ok, tmp_path / "missing.jsonl"], on_error="skip")
+
+
+def test_wrong_options_stop_the_read_even_under_skip(tmp_path: Path):
+    ok = _jsonl(tmp_path / "t.jsonl", OK)
+    with pytest.raises(InputError, match="unknown timestamp unit 'sec'"):
+        read(ok, on_error="skip", timestamp_unit="sec")
+    g = tmp_path / "t.csv"
+    g.write_text("session_id,speaker,text\ns,client,hi\n")
+    with pytest.raises(InputError, match="unknown field"):
+        read(g, on_error="skip", columns={"words": "text"})
+    # A mapped column missing from one file is that file's problem: under skip the other files are read.
+    h = tmp_path / "u.csv"
+    h.write_text("session_id,speaker,said\ns,client,hi\n")
+    loaded = read([g, h], on_error="skip", columns={"text": "said"})
+    assert len(loaded.corpus) == 1 and _where(loaded) == [("line 1 (header)", "text")]

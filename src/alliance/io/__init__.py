@@ -15,6 +15,7 @@ from alliance.corpus import Corpus, SessionInfo, Turn
 from alliance.io.base import (
     InputError,
     OnError,
+    OptionError,
     Reader,
     ReadResult,
     Rejection,
@@ -22,9 +23,10 @@ from alliance.io.base import (
     dedupe_turn_keys,
     find_lone_surrogate,
 )
+from alliance.io.values import TIMESTAMP_UNITS
 from alliance.registry import readers
 
-__all__ = ["InputError", "Loaded", "Reader", "Rejection", "RejectionLog", "detect_format", "read", "readers"]
+__all__ = ["InputError", "Loaded", "OptionError", "Reader", "Rejection", "RejectionLog", "detect_format", "read", "readers"]
 
 
 @dataclass
@@ -65,6 +67,10 @@ def read(
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    unit = options.get("timestamp_unit", "auto")
+    if unit not in TIMESTAMP_UNITS:
+        raise OptionError(", ".join(map(str, paths)), "", f"unknown timestamp unit {unit!r}; one of "
+                          f"{list(TIMESTAMP_UNITS)}", "timestamp_unit")
     log = log or RejectionLog(on_error)
     results: list[ReadResult] = []
     formats: dict[str, str] = {}
@@ -88,6 +94,8 @@ def read(
             try:
                 result = reader.read_many(batch, log, **options) if len(batch) > 1 else reader.read(batch[0], log,
                                                                                                      **options)
+            except OptionError:
+                raise
             except InputError as e:  # a whole file (or its header) is unreadable: under skip, that file only
                 log.reject(e.source, e.location, e.problem, e.field)
                 continue

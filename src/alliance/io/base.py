@@ -48,6 +48,11 @@ class InputError(ValueError):
         super().__init__(f"{where}: {what}")
 
 
+class OptionError(InputError):
+    """A reader option that is wrong for every file (an unknown field, time zone or unit): it always stops the
+    read, even under ``skip``, since no record is to blame."""
+
+
 @dataclass
 class Rejection:
     source: str

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from alliance.corpus import SessionInfo, Turn
-from alliance.io.base import InputError, Reader, ReadResult, RejectionLog
+from alliance.io.base import InputError, OptionError, Reader, ReadResult, RejectionLog
 from alliance.io.csvfile import csv_header, iter_csv_records
 from alliance.io.values import checked_text, to_number
 
@@ -45,7 +45,7 @@ class EpitomeReader(Reader):
             raise InputError(str(path), "", "no EPITOME CSV files (with columns "
                              f"{', '.join(COLUMNS)}) in this folder")
         if mechanism is not None and mechanism not in MECHANISMS:
-            raise InputError(str(path), "", f"unknown mechanism {mechanism!r}; one of {MECHANISMS}", "mechanism")
+            raise OptionError(str(path), "", f"unknown mechanism {mechanism!r}; one of {MECHANISMS}", "mechanism")
         # (sp_id, rp_id) -> one entry per time the pair appears in a file, in order of appearance.
         pairs: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         order: list[tuple[str, str]] = []

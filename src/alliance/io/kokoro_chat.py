@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alliance.corpus import SessionInfo, Turn
-from alliance.io.base import InputError, Reader, ReadResult, RejectionLog, head_text, normalise_role
+from alliance.io.base import InputError, OptionError, Reader, ReadResult, RejectionLog, head_text, normalise_role
 from alliance.io.jsonfile import load_json_file
 from alliance.io.values import checked_text, natural_key, to_number
 
@@ -55,7 +55,7 @@ class KokoroChatReader(Reader):
         try:
             tz = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise InputError(str(paths[0]), "", f"unknown time zone {timezone!r}", "timezone") from None
+            raise OptionError(str(paths[0]), "", f"unknown time zone {timezone!r}", "timezone") from None
         files: list[Path] = []
         for path in paths:
             found = _session_files(path) if path.is_dir() else [path]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from alliance.corpus import ROLES, SessionInfo, Turn
-from alliance.io.base import InputError, Reader, ReadResult, RejectionLog, check_index, normalise_role
+from alliance.io.base import InputError, OptionError, Reader, ReadResult, RejectionLog, check_index, normalise_role
 from alliance.io.csvfile import csv_header, iter_csv_records
 from alliance.io.values import checked_text, is_missing, to_bool, to_timestamp
 
@@ -62,11 +62,11 @@ class TableReader(Reader):
         columns = dict(columns or {})
         unknown = sorted(set(columns) - set(FIELDS))
         if unknown:
-            raise InputError(source, "", f"column mapping names unknown field(s) {unknown}; fields are {list(FIELDS)}",
+            raise OptionError(source, "", f"column mapping names unknown field(s) {unknown}; fields are {list(FIELDS)}",
                              "columns")
         bad_roles = {k: v for k, v in (roles or {}).items() if v not in ROLES}
         if bad_roles:
-            raise InputError(source, "", f"role mapping must map onto {ROLES}, got {bad_roles}", "roles")
+            raise OptionError(source, "", f"role mapping must map onto {ROLES}, got {bad_roles}", "roles")
         suffix = path.suffix.lower()
         if suffix in PARQUET_SUFFIXES:
             header = _parquet_columns(path)

@@ -144,8 +144,19 @@ def _storable(turns: list[Turn], sessions: list[SessionInfo],
         where = _unstorable({"meta": dict(s.meta)})
         if where is not None:
             bad_sessions[(s.course_id, s.session_id)] = where
+    by_session: dict[tuple[str, str], list[Turn]] = {}
+    for t in turns:
+        by_session.setdefault((t.course_id, t.session_id), []).append(t)
+    # One check per session finds nothing in almost every corpus; only a session that fails is checked turn by turn.
+    suspect = {k for k, ts in by_session.items() if k in bad_sessions or _unstorable(
+        [k, [(t.speaker_id, t.meta) for t in ts]]) is not None}
+    if not suspect:
+        return turns, sessions
     kept: list[Turn] = []
     for t in turns:
+        if (t.course_id, t.session_id) not in suspect:
+            kept.append(t)
+            continue
         location = t.location or f"turn ({_safe(t.course_id)}, {_safe(t.session_id)}, {t.turn_index})"
         session_where = bad_sessions.get((t.course_id, t.session_id))
         if session_where is not None:
@@ -162,7 +173,7 @@ def _storable(turns: list[Turn], sessions: list[SessionInfo],
     return kept, [s for s in sessions if (s.course_id, s.session_id) not in bad_sessions]
 
 
-def _unstorable(fields: dict[str, Any]) -> str | None:
+def _unstorable(fields: Any) -> str | None:
     try:  # fast path: the C encoder finds no surrogate in almost every record
         json.dumps(fields, ensure_ascii=False, default=str).encode("utf-8")
         return None

@@ -129,7 +129,7 @@ def _second_line_value(path: Path) -> Any:
 
 
 def head_json_objects(path: Path, n: int = 5, max_line_bytes: int = MAX_RECORD_BYTES,
-                      max_total_bytes: int = 4 * MAX_RECORD_BYTES) -> list[Any]:
+                      max_total_bytes: int = 4 * MAX_RECORD_BYTES, max_lines: int = 20) -> list[Any]:
     """The first ``n`` parseable JSON values among a file's first lines, for sniffing JSON Lines.
 
     Lines that are not JSON (a broken first line, a line over ``max_line_bytes``, nesting too deep) are passed
@@ -139,7 +139,8 @@ def head_json_objects(path: Path, n: int = 5, max_line_bytes: int = MAX_RECORD_B
     read = 0
     try:
         with open(path, "rb") as fh:
-            while len(found) < n and read < max_total_bytes:
+            tried = 0
+            while len(found) < n and read < max_total_bytes and tried < max_lines:
                 raw = fh.readline(max_line_bytes + 1)
                 if not raw:
                     break
@@ -152,6 +153,7 @@ def head_json_objects(path: Path, n: int = 5, max_line_bytes: int = MAX_RECORD_B
                 line = raw.decode("utf-8", errors="replace").lstrip("\ufeff").strip()
                 if not line:
                     continue
+                tried += 1  # a pretty-printed document never parses line by line: give up soon
                 try:
                     found.append(parse_json(line))
                 except ValueError:  # JSONDecodeError is a ValueError too

@@ -323,3 +323,16 @@ def test_wrong_options_stop_the_read_even_under_skip(tmp_path: Path):
     h.write_text("session_id,speaker,said\ns,client,hi\n")
     loaded = read([g, h], on_error="skip", columns={"text": "said"})
     assert len(loaded.corpus) == 1 and _where(loaded) == [("line 1 (header)", "text")]
+
+
+def test_convokit_writer_keeps_sessions_whose_ids_spell_alike(tmp_path: Path):
+    from alliance.corpus import Corpus, Turn
+    from alliance.io.convokit import write_convokit
+
+    c = Corpus.from_turns([Turn("c/s", "x", 0, "client", "one"), Turn("c", "s/x", 0, "client", "two"),
+                           Turn("c", "x", 0, "client", "three")])
+    loaded = read(write_convokit(c, tmp_path / "ck"))
+    assert not loaded.rejected
+    t = loaded.corpus.turns
+    got = sorted(zip(t.course_id, t.session_id, t.text, strict=True))
+    assert got == [("c", "s/x", "two"), ("c", "x", "three"), ("c/s", "x", "one")]

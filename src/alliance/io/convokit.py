@@ -239,14 +239,15 @@ def write_convokit(corpus: Any, folder: str | Path, name: str = "alliance-corpus
                                                  corpus.sessions["meta"], corpus.sessions["session_index"],
                                                  strict=True)}
     session_ids = corpus.sessions["session_id"]
-    unique_session_ids = not session_ids.duplicated().any()
+    stems = _stems(list(corpus.sessions[SESSION_KEY].itertuples(index=False, name=None)),
+                   unique_session_ids=not session_ids.duplicated().any())
     conversations: dict[str, Any] = {}
     speakers: dict[str, Any] = {}
     index: dict[str, dict[str, list[str]]] = {"utterances-index": {}, "speakers-index": {},
                                                "conversations-index": {}, "overall-index": {}}
     with open(out / "utterances.jsonl", "w", encoding="utf-8") as fh:
         for (course_id, session_id), grp in corpus.iter_sessions():
-            stem = session_id if unique_session_ids else f"{course_id}/{session_id}"
+            stem = stems[(course_id, session_id)]
             first_id = f"{stem}.{int(grp['turn_index'].iat[0])}"
             previous = None
             for r in grp.itertuples(index=False):
@@ -283,6 +284,22 @@ def write_convokit(corpus: Any, folder: str | Path, name: str = "alliance-corpus
                        ("corpus.json", overall), ("index.json", {**index, "version": 1, "vectors": []})):
         with open(out / fname, "w", encoding="utf-8") as fh:
             json.dump(doc, fh, ensure_ascii=False, default=str)
+    return out
+
+
+def _stems(keys: list[tuple[str, str]], unique_session_ids: bool) -> dict[tuple[str, str], str]:
+    """One distinct utterance-id stem per session: the session id, else ``course/session``, made unique with
+    ``#n`` where two keys would spell the same stem (course ``a/b`` session ``c`` and course ``a`` session ``b/c``)."""
+    out: dict[tuple[str, str], str] = {}
+    used: set[str] = set()
+    for course_id, session_id in keys:
+        stem = session_id if unique_session_ids else f"{course_id}/{session_id}"
+        n, candidate = 1, stem
+        while candidate in used:
+            n += 1
+            candidate = f"{stem}#{n}"
+        used.add(candidate)
+        out[(course_id, session_id)] = candidate
     return out
 
 

@@ -336,3 +336,15 @@ def test_convokit_writer_keeps_sessions_whose_ids_spell_alike(tmp_path: Path):
     t = loaded.corpus.turns
     got = sorted(zip(t.course_id, t.session_id, t.text, strict=True))
     assert got == [("c", "s/x", "two"), ("c", "x", "three"), ("c/s", "x", "one")]
+
+
+def test_convokit_two_conversations_naming_one_session_are_not_merged(tmp_path: Path):
+    d = tmp_path / "ck"
+    d.mkdir()
+    _jsonl(d / "utterances.jsonl",
+           {"id": "a0", "conversation_id": "a0", "speaker": "client", "text": "first", "meta": {"turn_index": 0}},
+           {"id": "b1", "conversation_id": "b1", "speaker": "client", "text": "second", "meta": {"turn_index": 1}})
+    (d / "conversations.json").write_text(json.dumps({"a0": {"meta": {"session_id": "s"}},
+                                                      "b1": {"meta": {"session_id": "s"}}}))
+    loaded = read(d, on_error="skip")
+    assert list(loaded.corpus.turns.text) == ["first"] and _where(loaded) == [("line 2", "conversation_id")]

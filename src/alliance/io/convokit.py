@@ -95,6 +95,7 @@ class ConvoKitReader(Reader):
         turns: list[Turn] = []
         sessions: list[SessionInfo] = []
         conv_source = str(folder / "conversations.json")
+        key_of: dict[tuple[str, str], str] = {}
         for conv, utts in by_conv.items():
             entry = conversations.get(conv)
             keys = _session_keys(conv, entry, conv_source, log)
@@ -104,6 +105,14 @@ class ConvoKitReader(Reader):
                                "rejection)", "conversation_id", _short(utt))
                 continue
             course_id, session_id, session_index, cmeta = keys
+            if (course_id, session_id) in key_of:
+                # Two conversations naming one session in their metadata would splice their turns together.
+                for loc, utt in utts:
+                    log.reject(source, loc, f"conversation {conv!r} names session {(course_id, session_id)}, which "
+                               f"conversation {key_of[(course_id, session_id)]!r} already is", "conversation_id",
+                               _short(utt))
+                continue
+            key_of[(course_id, session_id)] = conv
             for position, (loc, utt) in enumerate(utts):
                 turn = _turn(utt, position, course_id, session_id, session_index, speakers, roles, source, loc, log,
                              timestamp_unit)

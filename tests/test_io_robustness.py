@@ -348,3 +348,15 @@ def test_convokit_two_conversations_naming_one_session_are_not_merged(tmp_path: 
                                                       "b1": {"meta": {"session_id": "s"}}}))
     loaded = read(d, on_error="skip")
     assert list(loaded.corpus.turns.text) == ["first"] and _where(loaded) == [("line 2", "conversation_id")]
+
+
+def test_kokorochat_same_file_name_in_two_folders_is_not_spliced(tmp_path: Path):
+    review = {"client_id": 1, "counselor_id": 2}
+    for folder, n in (("a", 1), ("b", 3)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "en1.json").write_text(json.dumps({"review_by_client": review, "dialogue": [
+            {"role": "client", "time": f"2020-01-0{n}T10:00:0{i}", "origin": "x", "content": f"{folder}{i}"}
+            for i in range(n)]}))
+    loaded = read([tmp_path / "a", tmp_path / "b"], on_error="skip")
+    assert list(loaded.corpus.turns.text) == ["a0"]
+    assert [(Path(r.source).parent.name, r.field) for r in loaded.rejected] == [("b", "session_id")]

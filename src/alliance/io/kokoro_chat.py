@@ -63,10 +63,18 @@ class KokoroChatReader(Reader):
                 raise InputError(str(path), "", "no .json session files in this folder")
             files.extend(found)
         parsed: list[tuple[Path, list[dict[str, Any]], dict[str, Any], str]] = []
+        first: dict[tuple[str, str], Path] = {}
         for f in files:
             one = self._read_session(f, log, tz)
-            if one is not None:
-                parsed.append((f, *one))
+            if one is None:
+                continue
+            key = (one[2], f.stem)
+            if key in first:  # the same session file name in two folders: two sessions, never one spliced
+                log.reject(str(f), "", f"session {f.stem!r} of course {one[2]!r} was already read from {first[key]}",
+                           "session_id", None)
+                continue
+            first[key] = f
+            parsed.append((f, *one))
         return _assign_session_order(parsed)
 
     def _read_session(self, f: Path, log: RejectionLog,

@@ -360,3 +360,11 @@ def test_kokorochat_same_file_name_in_two_folders_is_not_spliced(tmp_path: Path)
     loaded = read([tmp_path / "a", tmp_path / "b"], on_error="skip")
     assert list(loaded.corpus.turns.text) == ["a0"]
     assert [(Path(r.source).parent.name, r.field) for r in loaded.rejected] == [("b", "session_id")]
+
+
+def test_table_ids_are_never_spelled_from_floats_or_objects(tmp_path: Path):
+    df = pd.DataFrame({"session_id": [1.0, 2.0, None, 2.5], "speaker": ["client"] * 4, "text": ["a", "b", "c", "d"]})
+    df.to_parquet(tmp_path / "t.parquet")
+    loaded = read(tmp_path / "t.parquet", on_error="skip")
+    assert list(loaded.corpus.turns.session_id) == ["1", "2"]
+    assert _where(loaded) == [("row 3", "session_id"), ("row 4", "session_id")]

@@ -129,14 +129,19 @@ def _turn(row: dict[str, Any], where: dict[str, str], used: set[str], roles: Map
     def get(f: str) -> Any:
         return row.get(where[f]) if f in where else None
 
-    session = get("session_id")
+    ids: dict[str, str | None] = {}
+    for f in ("session_id", "course_id", "speaker_id"):
+        try:
+            ids[f] = _table_id(get(f))
+        except ValueError as e:
+            log.reject(source, loc, str(e), where[f], row)
+            return None
     # A table without a session column is one conversation, named after the file.
-    session_id = path.stem if "session_id" not in where else (None if is_missing(session) else str(session).strip())
+    session_id = path.stem if "session_id" not in where else ids["session_id"]
     if session_id is None:
         log.reject(source, loc, "session id is missing", where["session_id"], row)
         return None
-    course = get("course_id")
-    course_id = session_id if is_missing(course) else str(course).strip()
+    course_id = ids["course_id"] or session_id
     speaker = normalise_role(get("speaker"), source, loc, log, mapping=roles, field=where["speaker"])
     if speaker is None:
         return None
@@ -163,13 +168,25 @@ def _turn(row: dict[str, Any], where: dict[str, str], used: set[str], roles: Map
         except ValueError as e:
             log.reject(source, loc, str(e), where[f], row)
             return None
-    speaker_id = get("speaker_id")
     meta = {k: _plain(v) for k, v in row.items() if k not in used and not is_missing(v)}
     return Turn(course_id=course_id, session_id=session_id, turn_index=values.get("turn_index") or 0,
                 session_index=values.get("session_index") or 0, speaker=speaker,
-                speaker_id=None if is_missing(speaker_id) else str(speaker_id), text=text,
+                speaker_id=ids["speaker_id"], text=text,
                 counsellor_is_ai=values.get("counsellor_is_ai"), timestamp=values.get("timestamp"), meta=meta,
                 source=source, location=loc)
+
+
+def _table_id(value: Any) -> str | None:
+    """An id cell as text: strings stripped, integers as digits, and whole floats (``1.0``: what pandas writes for
+    an integer column with gaps) as integers; missing -> None. Other floats and other types raise ``ValueError``."""
+    value = _plain(value)
+    if is_missing(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"an id must be a string or an integer, got {type(value).__name__} {value!r}")
+    return str(value).strip() or None
 
 
 def _plain(value: Any) -> Any:

@@ -42,12 +42,30 @@ def db_url(request, tmp_path: Path) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
-def make_app(db_url: str, data_dir: Path, lenses=("markers",), **settings):
+class HashEncoder:
+    """Deterministic unit vectors from a hash of each text: exercises encoder lenses' plumbing without a model."""
+
+    model_id = "hash-encoder"
+    dimension = 32
+
+    def encode(self, texts):
+        import hashlib
+
+        import numpy as np
+
+        rows = [np.frombuffer(hashlib.sha256(t.encode()).digest(), dtype=np.uint8).astype(np.float32) - 127.5
+                for t in texts]
+        v = np.stack(rows) if rows else np.zeros((0, self.dimension), dtype=np.float32)
+        return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)).astype(np.float32)
+
+
+def make_app(db_url: str, data_dir: Path, lenses=("markers",), encoder=None, **settings):
     from alliance.service.admin import bootstrap
     from alliance.service.app import create_app
     from alliance.service.settings import Settings
 
-    app = create_app(Settings(data_dir=data_dir, db_url=db_url, lenses=tuple(lenses), background=False, **settings))
+    app = create_app(Settings(data_dir=data_dir, db_url=db_url, lenses=tuple(lenses), background=False, **settings),
+                     encoder=encoder)
     with app.state.db.session() as s:
         boot = bootstrap(s)
     return app, boot

@@ -8,13 +8,14 @@ import json
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import pytest
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from service_fixtures import db_url, make_app  # noqa: E402,F401  (db_url is a fixture)
+from service_fixtures import make_app
 
 TURNS = [{"turn_id": "t0", "speaker": "client", "text": "I have been feeling low since the move."},
          {"turn_id": "t1", "speaker": "counsellor", "text": "It sounds like the move has been really hard. What has changed?"}]
@@ -114,7 +115,7 @@ def test_openai_and_otlp_history_is_not_doubled(db_url, tmp_path):
             {"role": "assistant", "content": [{"type": "text", "text": "What feels most stuck?"}]}]
     first = c.post("/api/v1/openai", json={"id": "oa", "messages": msgs, "bot_version": "b1"}, headers=auth(boot.api_key))
     assert first.status_code == 201 and first.json()["added"] == 2
-    more = msgs + [{"role": "user", "content": "Work."}]
+    more = [*msgs, {"role": "user", "content": "Work."}]
     second = c.post("/api/v1/openai", json={"id": "oa", "messages": more}, headers=auth(boot.api_key)).json()
     assert (second["added"], second["duplicates"], second["conversation"]["n_turns"]) == (1, 2, 3)
 
@@ -225,10 +226,10 @@ def test_transcript_reads_are_audited(db_url, tmp_path):
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    got: list = []
+    got: ClassVar[list] = []
     fail_first = 1
 
-    def do_POST(self):  # noqa: N802 - http.server API
+    def do_POST(self):
         body = self.rfile.read(int(self.headers["content-length"]))
         type(self).got.append((dict(self.headers), body))
         status = 500 if len(type(self).got) <= type(self).fail_first else 200

@@ -34,6 +34,7 @@ def compare(
                                                                          "session_index when present, else "
                                                                          "session_id).")] = None,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the table (.csv or .json).")] = None,
 ) -> None:
     """Per axis: A's mean, B's, B - A with a 95% bootstrap interval (paired where both runs hold the same cases)."""
     from rich.table import Table
@@ -57,6 +58,15 @@ def compare(
                       f"paired on {', '.join(keys)}" if r.paired else "unpaired")
     out_console.print(table)
     out_console.print("* the interval excludes zero")
+    if out is not None:
+        from alliance.compare import comparison_frame
+
+        frame = comparison_frame(rows).assign(pair_on=", ".join(keys) or None)
+        if out.suffix == ".json":
+            frame.to_json(out, orient="records", indent=1)
+        else:
+            frame.to_csv(out, index=False)
+        console.print(f"wrote {out}")
 
 
 @app.command()

@@ -149,6 +149,11 @@ def create_app(settings: Settings | None = None, *, encoder: Any = None) -> Fast
     return app
 
 
+def app_from_env() -> FastAPI:
+    """For ``uvicorn --factory alliance.service.app:app_from_env``: settings from ALLIANCE_SERVE_* variables."""
+    return create_app(Settings.from_env())
+
+
 def purge_expired(app: FastAPI) -> int:
     """Delete transcripts past the retention period (with their scores, alerts and cached vectors)."""
     from alliance.service.store.queries import audit, delete_conversation, expired_conversations

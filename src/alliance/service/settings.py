@@ -61,5 +61,7 @@ class Settings:
             values["webhook_url"] = env["ALLIANCE_WEBHOOK_URL"]
         if "ALLIANCE_WEBHOOK_SECRET" in env:
             values["webhook_secret"] = env["ALLIANCE_WEBHOOK_SECRET"]
+        if env.get("ALLIANCE_SERVE_LENSES"):
+            values["lenses"] = tuple(x.strip() for x in env["ALLIANCE_SERVE_LENSES"].split(",") if x.strip())
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -120,9 +120,11 @@ def review(conv_id: int, request: Request, s: DB, user: UserPrincipal) -> HTMLRe
     turns = turns_of(s, conv)
     audit(s, user, "read_transcript", f"conversation:{conv.id}", conv.team_id)
     s.commit()
+    from alliance.service.store.models import Alert
     from alliance.service.web.views import turn_rows
 
-    return page(request, "session.html", user=user, conv=conv, turns=turn_rows(turns), notes=notes_of(s, conv),
+    alerts = list(s.execute(select(Alert).where(Alert.conversation_id == conv.id)).scalars())
+    return page(request, "session.html", user=user, conv=conv, turns=turn_rows(turns, alerts), notes=notes_of(s, conv), alerts=alerts,
                 flag_rows=flag_rows(conv.session_scores), calibrated=calibrated_rows(conv.session_scores),
                 axes=axes_rows(conv.session_scores), specs=session_specs(turns), hide=user.hide_counsellors)
 

@@ -73,13 +73,17 @@ def _level(v: Any) -> str:
         return ""
 
 
-def turn_rows(turns: list) -> list[dict[str, Any]]:
-    """Each turn with its scores and, where the safety lens marked it, a short safety label."""
+def turn_rows(turns: list, alerts: list | None = None) -> list[dict[str, Any]]:
+    """Each turn with its scores and, where the safety lens marked it or an alert cites it, a short safety label."""
+    cited: dict[int, list[str]] = {}
+    for a in alerts or []:
+        for ev in (a.evidence or {}).get("turns", []):
+            cited.setdefault(int(ev["turn_index"]), []).append(f"alert: {a.kind.replace('_', ' ')} ({a.status})")
     rows = []
     for t in turns:
         s = t.scores or {}
         level = _level(s.get("safety_risk_level"))
-        marks = []
+        marks = list(dict.fromkeys(cited.get(t.turn_index, [])))
         if t.speaker == "client" and level in ("low", "high", "imminent"):
             cat = s.get("safety_risk_category") or "risk"
             marks.append(f"{level} {str(cat).replace('_', ' ')}")

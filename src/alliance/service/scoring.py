@@ -51,16 +51,28 @@ def _plain(v: Any) -> Any:
     return str(v)
 
 
+def session_key(conv_id: int) -> str:
+    """The corpus session id of a conversation: unique across teams (external ids are unique per team only)."""
+    return f"conv-{conv_id}"
+
+
+def _concat(frames: list) -> Any:
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True)
+
+
 def conversation_corpus(conv: Conversation, turns: list[Turn]):
-    """The conversation as a one-session Corpus, exactly as a reader would produce it."""
+    """The conversation as a one-session Corpus, keyed so that conversations of several teams never collide."""
     from alliance.corpus import Corpus, SessionInfo
     from alliance.corpus import Turn as CTurn
 
-    rows = [CTurn(course_id=conv.course_id, session_id=conv.external_id, session_index=conv.session_index,
+    course, session = f"t{conv.team_id}:{conv.course_id}", session_key(conv.id)
+    rows = [CTurn(course_id=course, session_id=session, session_index=conv.session_index,
                   turn_index=t.turn_index, speaker=t.speaker, text=t.text,
                   speaker_id=t.speaker_id or (conv.counsellor_id if t.speaker == "counsellor" else None),
                   counsellor_is_ai=conv.counsellor_is_ai, timestamp=as_utc(t.timestamp)) for t in turns]
-    info = SessionInfo(course_id=conv.course_id, session_id=conv.external_id, session_index=conv.session_index,
+    info = SessionInfo(course_id=course, session_id=session, session_index=conv.session_index,
                        source="service", meta=dict(conv.meta or {}))
     return Corpus.from_turns(rows, [info])
 
@@ -70,8 +82,9 @@ class Scorer:
 
     def __init__(self, db: Database, lenses: tuple[str, ...], *, queue_size: int = 1000, encoder: Any = None,
                  encoder_factory: Callable[[], Any] | None = None,
-                 on_scored: Callable[[Any, int, Any, Any], None] | None = None):
+                 on_scored: Callable[[Any, int, Any, Any], None] | None = None, batch_size: int = 32):
         self.db = db
+        self.batch_size = batch_size
         self.lenses = lenses
         self.queue: queue.Queue[int] = queue.Queue(maxsize=queue_size)
         self._queued: set[int] = set()
@@ -128,38 +141,64 @@ class Scorer:
 
     def score(self, conv_id: int) -> bool:
         """Rescore one conversation now; True when scores were written."""
+        return self.score_many([conv_id]) == 1
+
+    def score_many(self, conv_ids: list[int]) -> int:
+        """Rescore several conversations in one pass of the lenses (they vectorise over a corpus); returns how many
+        were written. If the batch fails, each conversation is retried alone so one bad one cannot sink the rest."""
+        from alliance.corpus import Corpus
         from alliance.pipeline import analyze
 
+        convs: dict[int, tuple[Conversation, int]] = {}
+        parts = []
         with self.db.session() as s:
-            conv = s.get(Conversation, conv_id)
-            if conv is None:
-                return False
-            turns = turns_of(s, conv)
-            n = len(turns)
-            if n == 0 or conv.scored_turns >= n:
-                return False
-            corpus = conversation_corpus(conv, turns)
+            for cid in dict.fromkeys(conv_ids):
+                conv = s.get(Conversation, cid)
+                if conv is None:
+                    continue
+                turns = turns_of(s, conv)
+                if not turns or conv.scored_turns >= len(turns):
+                    continue
+                convs[cid] = (conv, len(turns))
+                parts.append(conversation_corpus(conv, turns))
+        if not parts:
+            return 0
+        corpus = parts[0] if len(parts) == 1 else Corpus(
+            _concat([p.turns for p in parts]), _concat([p.sessions for p in parts]))
         try:
             result = analyze(corpus, lenses=self._lenses(), encoder=self.encoder())
         except Exception as e:  # a lens failing on odd text must not stop the worker; keep the reason visible
-            log.exception("scoring conversation %s failed", conv_id)
+            if len(convs) > 1:
+                return sum(self.score_many([cid]) for cid in convs)
+            log.exception("scoring conversation %s failed", next(iter(convs)))
             self.errors += 1
             with self.db.session() as s:
-                conv = s.get(Conversation, conv_id)
-                if conv is not None:
-                    conv.score_error = f"{type(e).__name__}: {e}"[:2000]
-                    conv.scored_turns = n  # do not retry forever; a new turn retries
-            return False
-        tdf = result.turns.sort_values("turn_index")
+                for cid, (_, n) in convs.items():
+                    conv = s.get(Conversation, cid)
+                    if conv is not None:
+                        conv.score_error = f"{type(e).__name__}: {e}"[:2000]
+                        conv.scored_turns = n  # no retry loop; the next turn retries
+            return 0
+        written = 0
+        by_session = dict(iter(result.turns.groupby("session_id", sort=False)))
+        sessions = result.sessions.set_index("session_id")
+        for cid, (_, n) in convs.items():
+            key = session_key(cid)
+            if key not in by_session:
+                continue
+            written += self._store(cid, n, by_session[key].sort_values("turn_index"), sessions.loc[key])
+        self.scored += written
+        return written
+
+    def _store(self, conv_id: int, n: int, tdf: Any, srow: Any) -> int:
         cols = [c for c in tdf.columns if c not in _IDENTITY]
-        srow = result.sessions.iloc[0]
-        session_scores = {c: _plain(srow[c]) for c in result.sessions.columns
+        session_scores = {c: _plain(srow[c]) for c in srow.index
                           if c not in {"course_id", "session_id", "session_index", "meta", "source"}}
         now = utcnow()
         with self.db.session() as s:
             conv = s.get(Conversation, conv_id)
             if conv is None:  # deleted while scoring
-                return False
+                return 0
             by_index = {t.turn_index: t for t in turns_of(s, conv)}
             for rec in tdf[["turn_index", *cols]].to_dict("records"):
                 row = by_index.get(int(rec.pop("turn_index")))
@@ -169,13 +208,12 @@ class Scorer:
                 if row.scored_at is None:
                     row.scored_at = now
             conv.session_scores = session_scores
-            conv.scored_turns = n
+            conv.scored_turns = max(conv.scored_turns, n)
             conv.scored_at = now
             conv.score_error = None
             if self.on_scored is not None:
                 self.on_scored(s, conv_id, tdf, srow)
-        self.scored += 1
-        return True
+        return 1
 
     # threads --------------------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -184,12 +222,18 @@ class Scorer:
                 conv_id = self.queue.get(timeout=0.2)
             except queue.Empty:
                 continue
+            batch = [conv_id]
+            while len(batch) < self.batch_size:  # whatever else is waiting joins this pass of the lenses
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
             with self._lock:
-                self._queued.discard(conv_id)
+                self._queued.difference_update(batch)
             try:
-                self.score(conv_id)
+                self.score_many(batch)
             except Exception:  # pragma: no cover - logged, the worker lives on
-                log.exception("scorer worker error on %s", conv_id)
+                log.exception("scorer worker error on %s", batch)
 
     def _sweeper(self, every: float) -> None:
         while not self._stop.wait(every):
@@ -225,7 +269,7 @@ class Scorer:
                 continue
             with self._lock:
                 self._queued.discard(conv_id)
-            self.score(conv_id)
+            self.score_many([conv_id])
 
 
 def seconds_since(ts) -> float:

@@ -33,3 +33,7 @@ def encoder(tmp_path_factory):
     from alliance.encoders import load_encoder
 
     return load_encoder(cache_dir=tmp_path_factory.mktemp("emb-cache"))
+
+
+# the service's storage fixture (SQLite and PostgreSQL), shared by the service test modules
+from service_fixtures import db_url  # noqa: E402,F401

@@ -5,7 +5,7 @@ Heavy libraries (pandas, torch, sentence-transformers) are imported inside comma
 
 from __future__ import annotations
 
-from alliance.cli import analyze, gap, info, redact, report, simulate, train  # noqa: F401  (registers the commands)
+from alliance.cli import analyze, compare, gap, info, redact, report, serve, simulate, train  # noqa: F401  (registers the commands)
 from alliance.cli.app import app
 
 __all__ = ["app", "main"]

@@ -93,3 +93,24 @@ class CachedEncoder:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def forget_texts(cache_dir: str | Path, texts: Sequence[str]) -> int:
+    """Delete the cached vectors of ``texts`` (every model); returns rows removed. Used when a transcript is deleted."""
+    path = Path(cache_dir) / "embeddings.sqlite"
+    if not path.exists() or not texts:
+        return 0
+    keys = list({text_key(t) for t in texts})
+    removed = 0
+    db = sqlite3.connect(path, timeout=60)
+    try:
+        with db:
+            for start in range(0, len(keys), 900):
+                chunk = keys[start:start + 900]
+                cur = db.execute(f"DELETE FROM emb WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+                removed += cur.rowcount
+    except sqlite3.OperationalError:  # no table yet: nothing cached
+        return 0
+    finally:
+        db.close()
+    return removed

@@ -137,7 +137,10 @@ def _histogram(values: pd.Series, bins: int = 30) -> list[dict[str, float]]:
     v = v[np.isfinite(v)]
     if not len(v):
         return []
-    counts, edges = np.histogram(v, bins=bins if v.min() < v.max() else 1)
+    try:
+        counts, edges = np.histogram(v, bins=bins if v.min() < v.max() else 1)
+    except ValueError:  # a range too narrow for finite-sized bins (values equal up to rounding)
+        counts, edges = np.histogram(v, bins=1)
     return [{"lo": float(a), "hi": float(b), "sessions": int(c)} for a, b, c in zip(edges[:-1], edges[1:], counts,
                                                                                     strict=True)]
 

@@ -24,13 +24,25 @@ ROWS_COLUMN = "rows_per_point"
 MAX_SERIES_VALUES = 24
 
 
-def downsample(data: pd.DataFrame, max_points: int = MAX_POINTS, x: str = "turn_index") -> pd.DataFrame:
+def turn_column(data: pd.DataFrame) -> str | None:
+    """The column that holds turn positions: ``turn_index``, ``turn``, or one named ``*_turn`` / ``turn_*``."""
+    names = [c for c in data.columns if isinstance(c, str) and pd.api.types.is_numeric_dtype(data[c])
+             and not pd.api.types.is_bool_dtype(data[c])]
+    for c in ("turn_index", "turn"):
+        if c in names:
+            return c
+    return next((c for c in names if c.endswith("_turn") or c.startswith("turn_")), None)
+
+
+def downsample(data: pd.DataFrame, max_points: int = MAX_POINTS, x: str | None = None) -> pd.DataFrame:
     """``data`` unchanged when it has at most ``max_points`` rows; otherwise one row per bin of consecutive turns
-    and series (the mean of numeric columns, the first value of free text), with :data:`BIN_COLUMN` saying how many
-    turns a point stands for. Without a turn column: every k-th row, with :data:`ROWS_COLUMN`. Deterministic."""
+    (``x``, by default :func:`turn_column`) and series (the mean of numeric columns, the first value of free text),
+    with :data:`BIN_COLUMN` saying how many turns a point stands for. Without a turn column: one row in every k,
+    with :data:`ROWS_COLUMN`. Deterministic."""
     if len(data) <= max_points:
         return data
-    if x in data and pd.api.types.is_numeric_dtype(data[x]):
+    x = x or turn_column(data)
+    if x is not None and x in data:
         numeric = [c for c in data.columns if c != x and pd.api.types.is_numeric_dtype(data[c])
                    and not pd.api.types.is_bool_dtype(data[c])]
         rest = [c for c in data.columns if c != x and c not in numeric]
@@ -53,7 +65,7 @@ def downsample(data: pd.DataFrame, max_points: int = MAX_POINTS, x: str = "turn_
 
 def _note(per_point: int, binned: bool) -> str:
     return (f"long session: each point is the mean of {per_point} consecutive turns" if binned
-            else f"long series: every {per_point}th row is drawn")
+            else f"long series: one row in every {per_point} is drawn")
 
 
 def mark_downsampled(spec: dict[str, Any]) -> dict[str, Any]:

@@ -90,7 +90,7 @@ def test_pages_all_flagged_none_and_stale_pages_are_removed(tmp_path):
 
 
 def test_auto_pages_switch_to_flagged_beyond_the_documented_size(tmp_path, monkeypatch):
-    turns, sessions, run, courses = _scored(tmp_path)
+    turns, sessions, _run, _courses = _scored(tmp_path)
     monkeypatch.setattr(site_mod, "AUTO_ALL_MAX", 4)
     chosen, note = site_mod.select_pages(turns, sessions, "auto")
     assert "more than 4" in note and len(chosen) < len(sessions)
@@ -115,7 +115,7 @@ def test_parallel_pages_equal_serial_pages_and_progress_reaches_the_total(tmp_pa
 def test_overview_stays_bounded_at_any_corpus_size(tmp_path, monkeypatch):
     from alliance.report import overview
 
-    turns, sessions, run, courses = _scored(tmp_path, n=8)
+    turns, sessions, run, _courses = _scored(tmp_path, n=8)
     big = pd.concat([sessions] * 500, ignore_index=True)  # 4,000 session rows
     big["session_id"] = [f"s{i}" for i in range(len(big))]
     big["trajectory_flags"] = "client replies shrinking"

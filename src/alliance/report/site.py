@@ -11,6 +11,8 @@ from __future__ import annotations
 import html
 import json
 import os
+import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -147,27 +149,48 @@ def _jobs(out: Path, run: dict[str, Any], turns: pd.DataFrame, sessions: pd.Data
     return [(str(out), run, items[k: k + BATCH]) for k in range(0, len(items), BATCH)]
 
 
+def _start_method() -> str:
+    """fork on Linux: workers start in milliseconds and never re-run the caller's script (spawn re-imports
+    ``__main__``, which re-runs a script that lacks an ``if __name__ == '__main__'`` guard). The workers use no
+    torch or OpenMP, so the caller's threads are no hazard to them. spawn elsewhere (macOS, Windows)."""
+    import multiprocessing as mp
+
+    return "fork" if sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods() else "spawn"
+
+
 def _run_jobs(jobs: list, workers: int, progress: Progress | None, total: int) -> set[str]:
     written: set[str] = set()
     done = 0
-    if workers <= 1 or total < PARALLEL_MIN:
-        for job in jobs:
-            written.update(_write_batch(job))
-            done += len(job[2])
+    pending = list(range(len(jobs)))
+
+    def finish_here() -> None:
+        nonlocal done
+        for k in pending:
+            written.update(_write_batch(jobs[k]))
+            done += len(jobs[k][2])
             if progress:
                 progress(done, total)
+
+    if workers <= 1 or total < PARALLEL_MIN:
+        finish_here()
         return written
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
-    # spawn, not fork: the caller may hold threads (torch, pyarrow) that a forked child would inherit half-locked
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_write_batch, job): len(job[2]) for job in jobs}
-        for f in as_completed(futures):
-            written.update(f.result())
-            done += futures[f]
-            if progress:
-                progress(done, total)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(_start_method())) as pool:
+            futures = {pool.submit(_write_batch, jobs[k]): k for k in pending}
+            for f in as_completed(futures):
+                written.update(f.result())
+                pending.remove(futures[f])
+                done += len(jobs[futures[f]][2])
+                if progress:
+                    progress(done, total)
+    except (BrokenProcessPool, OSError) as e:  # a worker died (memory, a signal): the rest are written here
+        warnings.warn(f"report: worker processes failed ({e}); writing the remaining {len(pending)} batches of "
+                      "session pages in this process", RuntimeWarning, stacklevel=2)
+        finish_here()
     return written
 
 

@@ -218,3 +218,22 @@ def test_overview_without_the_safety_lens_says_so(tmp_path):
     turns, sessions, run, courses = _scored(tmp_path, n=2)
     site_mod.write_site(turns, sessions, run, tmp_path / "site", courses, workers=1)
     assert "The safety lens was not part of this run" in (tmp_path / "site" / "report.html").read_text()
+
+
+def test_a_failing_lens_block_costs_only_that_block(tmp_path):
+    from alliance.lenses.base import Lens
+    from alliance.report.session import session_page
+
+    class Broken(Lens):
+        name = "broken"
+
+        @classmethod
+        def report_section(cls, turns, session, prefix):
+            raise KeyError("missing_column")
+
+    turns, sessions, _, _ = _scored(tmp_path, n=1)
+    from alliance.registry import lenses
+
+    with pytest.warns(RuntimeWarning, match="the broken block failed: KeyError"):
+        body, _ = session_page(turns, sessions.iloc[0], [Broken, lenses.get("trajectory")], "s", "../")
+    assert "could not be drawn (KeyError" in body and "Trajectory: reliable change" in body

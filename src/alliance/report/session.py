@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import warnings
 from typing import Any
 
 import numpy as np
@@ -148,7 +149,16 @@ def session_page(turns: pd.DataFrame, row: pd.Series, lens_classes: list[type], 
     blocks = []
     row = with_one_gap_trend(row)
     for lens_cls in lens_classes:
-        section = lens_cls.report_section(turns, row, f"x-{lens_cls.name}")
+        try:
+            section = lens_cls.report_section(turns, row, f"x-{lens_cls.name}")
+        except Exception as e:  # one lens's block failing must not cost the page, or the report, the others
+            where = f"{row.get('course_id')} / {row.get('session_id')}"
+            warnings.warn(f"report: session {where}: the {lens_cls.name} block failed: {type(e).__name__}: {e}",
+                          RuntimeWarning, stacklevel=2)
+            blocks.append(f"<section class=session><h2>{html.escape(lens_cls.name)}</h2><p class=note>This block "
+                          f"could not be drawn ({html.escape(type(e).__name__)}: {html.escape(str(e)[:300])}); "
+                          "its scores are in the run's tables.</p></section>")
+            continue
         if section is None:
             continue
         specs.update({k: mark_downsampled(v) for k, v in section.specs.items()})

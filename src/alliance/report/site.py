@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -134,19 +134,22 @@ def _write_batch(job: tuple[str, dict[str, Any], list[tuple[int, pd.Series, pd.D
 
 
 def _jobs(out: Path, run: dict[str, Any], turns: pd.DataFrame, sessions: pd.DataFrame, chosen: Sequence[int],
-          course_href: Callable[[str], str]) -> list[tuple[str, dict[str, Any], list]]:
-    """Batches of (row number, session row, its turns, its course page) for the chosen sessions, in corpus order."""
+          course_href: Callable[[str], str]) -> tuple[int, Iterator[tuple[str, dict[str, Any], list]]]:
+    """How many pages, and batches of (row number, session row, its turns, its course page) for the chosen sessions
+    in corpus order, made as they are asked for, so only the batches in flight hold copies of turns."""
     wanted = sessions.iloc[list(chosen)]
     keys = pd.MultiIndex.from_frame(turns[SESSION_KEY])
     sub = turns[keys.isin(pd.MultiIndex.from_frame(wanted[SESSION_KEY]))]
-    by_session = dict(iter(sub.groupby(SESSION_KEY, sort=False)))
-    items = []
-    for i in chosen:
-        row = sessions.iloc[i]
-        t = by_session.get((row["course_id"], row["session_id"]))
-        if t is not None:
-            items.append((int(i), row, t, course_href(row["course_id"])))
-    return [(str(out), run, items[k: k + BATCH]) for k in range(0, len(items), BATCH)]
+    positions = sub.groupby(SESSION_KEY, sort=False).indices if len(sub) else {}
+    todo = [(int(i), pos) for i in chosen
+            if (pos := positions.get((sessions.at[i, "course_id"], sessions.at[i, "session_id"]))) is not None]
+
+    def batches() -> Iterator[tuple[str, dict[str, Any], list]]:
+        for k in range(0, len(todo), BATCH):
+            yield str(out), run, [(i, sessions.iloc[i], sub.iloc[pos], course_href(sessions.at[i, "course_id"]))
+                                  for i, pos in todo[k: k + BATCH]]
+
+    return len(todo), batches()
 
 
 def _start_method() -> str:
@@ -158,39 +161,51 @@ def _start_method() -> str:
     return "fork" if sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods() else "spawn"
 
 
-def _run_jobs(jobs: list, workers: int, progress: Progress | None, total: int) -> set[str]:
+def _run_jobs(jobs: Iterator[tuple], workers: int, progress: Progress | None, total: int) -> set[str]:
     written: set[str] = set()
     done = 0
-    pending = list(range(len(jobs)))
 
-    def finish_here() -> None:
+    def write_here(job: tuple) -> None:
         nonlocal done
-        for k in pending:
-            written.update(_write_batch(jobs[k]))
-            done += len(jobs[k][2])
-            if progress:
-                progress(done, total)
+        written.update(_write_batch(job))
+        done += len(job[2])
+        if progress:
+            progress(done, total)
 
     if workers <= 1 or total < PARALLEL_MIN:
-        finish_here()
+        for job in jobs:
+            write_here(job)
         return written
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
+    running: dict[Any, tuple] = {}
     try:
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(_start_method())) as pool:
-            futures = {pool.submit(_write_batch, jobs[k]): k for k in pending}
-            for f in as_completed(futures):
+            for job in jobs:  # at most two batches per worker in flight: memory stays bounded
+                running[pool.submit(_write_batch, job)] = job
+                while len(running) >= 2 * workers:
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        job_done = running.pop(f)
+                        written.update(f.result())
+                        done += len(job_done[2])
+                        if progress:
+                            progress(done, total)
+            for f in list(running):
+                job_done = running.pop(f)
                 written.update(f.result())
-                pending.remove(futures[f])
-                done += len(jobs[futures[f]][2])
+                done += len(job_done[2])
                 if progress:
                     progress(done, total)
     except (BrokenProcessPool, OSError) as e:  # a worker died (memory, a signal): the rest are written here
-        warnings.warn(f"report: worker processes failed ({e}); writing the remaining {len(pending)} batches of "
-                      "session pages in this process", RuntimeWarning, stacklevel=2)
-        finish_here()
+        warnings.warn(f"report: worker processes failed ({e}); writing the remaining session pages in this process",
+                      RuntimeWarning, stacklevel=2)
+        for job in list(running.values()):  # rewriting a finished page is harmless: pages are deterministic
+            write_here(job)
+        for job in jobs:
+            write_here(job)
     return written
 
 
@@ -248,8 +263,8 @@ def write_site(turns: pd.DataFrame, sessions: pd.DataFrame, run: dict[str, Any],
         return _course_file(course_no[c]) if c in course_pages else ""
 
     workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-    jobs = _jobs(out, run, turns, sessions, chosen, course_href)
-    written = _run_jobs(jobs, workers, progress, sum(len(j[2]) for j in jobs))
+    total, jobs = _jobs(out, run, turns, sessions, chosen, course_href)
+    written = _run_jobs(jobs, workers, progress, total)
     _remove_stale(site / "sessions", written)
     with_page = {int(i) for i in chosen if Path(_session_file(int(i))).name in written}
     written_courses: set[str] = set()

@@ -84,13 +84,16 @@ def worst_declining(frame: pd.DataFrame, n: int = 20, prefix: str = "trajectory_
     if frame.empty:
         return frame.assign(direction=pd.Series(dtype=str), severity=pd.Series(dtype=float),
                             declining=pd.Series(dtype=str))
-    rows = [change_direction(r, prefix) for r in frame.to_dict("records")]
-    out = frame.assign(direction=[d for d, _ in rows], severity=[s for _, s in rows])
-    out = out[out["direction"] == "declining"]
-    out = out.sort_values("severity", ascending=False, kind="stable").head(n)
+    # only the class and RCI columns travel through Python rows: a session table can be 100k rows by 300 columns
+    cols = [c for m in DIRECTION_MEASURES for c in (f"{prefix}{m}_class", f"{prefix}{m}_rci") if c in frame]
+    rows = [change_direction(r, prefix) for r in frame[cols].to_dict("records")]
+    direction = pd.Series([d for d, _ in rows], index=frame.index)
+    severity = pd.Series([s for _, s in rows], index=frame.index)
+    keep = severity[direction == "declining"].sort_values(ascending=False, kind="stable").head(n).index
+    out = frame.loc[keep].assign(direction=direction[keep], severity=severity[keep])
     out["declining"] = [", ".join(
         f"{m.replace('_', ' ')} (RCI {float(r[f'{prefix}{m}_rci']):+.1f})" for m in DIRECTION_MEASURES
-        if r.get(f"{prefix}{m}_class") == "declining") for r in out.to_dict("records")]
+        if r.get(f"{prefix}{m}_class") == "declining") for r in frame.loc[keep, cols].to_dict("records")]
     return out
 
 

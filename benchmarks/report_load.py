@@ -95,6 +95,19 @@ def timed(src: Path, run_dir: Path, out: Path, **kwargs) -> dict:
     return json.loads(lines[-1])
 
 
+def replicated(run_dir: Path, n_sessions: int, into: Path) -> Path:
+    """The run's session table repeated to ``n_sessions`` rows (new session ids; turns only for the originals):
+    what the overview and page selection face on a large corpus, without scoring one."""
+    into.mkdir(parents=True, exist_ok=True)
+    s = pd.read_parquet(run_dir / "sessions.parquet")
+    big = pd.concat([s] * -(-n_sessions // len(s)), ignore_index=True).head(n_sessions)
+    big["session_id"] = [f"r{i}-{x}" if i >= len(s) else x for i, x in enumerate(big["session_id"])]
+    big.to_parquet(into / "sessions.parquet")
+    for f in ("turns.parquet", "courses.parquet", "run.json"):
+        shutil.copy(run_dir / f, into / f)
+    return into
+
+
 def load_seconds(browser: str, page: Path, repeats: int = 3) -> float:
     times = []
     for _ in range(repeats):
@@ -111,6 +124,8 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=40, help="turns per session")
     ap.add_argument("--long-turns", type=int, default=3000, help="turns of the one long session (0: skip)")
     ap.add_argument("--lens", action="append", help="lenses to score with (default: the default lenses)")
+    ap.add_argument("--overview-sessions", type=int, default=100_000,
+                    help="session rows of the large-corpus overview row (0: skip)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes for the parallel row")
     ap.add_argument("--baseline-ref", default=BASELINE_REF, help="git commit whose report is the baseline")
     ap.add_argument("--cache", type=Path, default=None, help="benchmark cache (default $ALLIANCE_CACHE/validation)")
@@ -145,6 +160,14 @@ def main() -> None:
             res = timed(src, long_dir, tmp / f"long-{key}", **kwargs)
             print(f"one {args.long_turns}-turn session, {label}: "
                   + (f"failed: {res['error']}" if "error" in res else f"written in {res['seconds']:.1f} s"))
+    if args.overview_sessions:
+        big = replicated(run_dir, args.overview_sessions, tmp / "big-run")
+        for key, label, src, kwargs in rows[:2]:
+            res = timed(src, big, tmp / f"big-{key}", **{k: v for k, v in kwargs.items() if k != "pages"})
+            size = (tmp / f"big-{key}" / "report.html").stat().st_size / 1e6 if "error" not in res else 0
+            print(f"{args.overview_sessions} sessions (pages for the {n} with turns; default pages), {label}: "
+                  + (f"failed: {res['error']}" if "error" in res else f"written in {res['seconds']:.1f} s, "
+                                                                      f"overview {size:.1f} MB"))
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if args.load_times and browser:
         o = load_seconds(browser, tmp / "serial" / "report.html")

@@ -237,3 +237,17 @@ def test_a_failing_lens_block_costs_only_that_block(tmp_path):
     with pytest.warns(RuntimeWarning, match="the broken block failed: KeyError"):
         body, _ = session_page(turns, sessions.iloc[0], [Broken, lenses.get("trajectory")], "s", "../")
     assert "could not be drawn (KeyError" in body and "Trajectory: reliable change" in body
+
+
+def test_worst_declining_agrees_with_the_one_row_definition_on_random_tables():
+    rng = np.random.default_rng(1)
+    n = 400
+    s = pd.DataFrame({f"trajectory_{m}_{k}": (rng.choice(["declining", "improving", "stable", "unknown", None], n)
+                                               if k == "class" else rng.normal(0, 3, n))
+                      for m in ("client_bond", "client_goal", "client_words", "empathy") for k in ("class", "rci")})
+    w = worst_declining(s, n=n)
+    expected = [i for i in range(n) if change_direction(s.iloc[i])[0] == "declining"]
+    assert sorted(w.index) == expected
+    for i, r in w.iterrows():
+        assert r["severity"] == pytest.approx(change_direction(s.loc[i])[1])
+    assert w["severity"].is_monotonic_decreasing

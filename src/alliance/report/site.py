@@ -91,7 +91,8 @@ def select_pages(turns: pd.DataFrame, sessions: pd.DataFrame, pages: str = "auto
 
     ``all``: every session. ``none``: none (the overview only). ``flagged``: sessions with a trajectory flag, on the
     safety triage list, or among the :data:`WORST_PAGES` worst-declining. ``auto``: ``all`` up to
-    :data:`AUTO_ALL_MAX` sessions, ``flagged`` beyond."""
+    :data:`AUTO_ALL_MAX` sessions, ``flagged`` beyond. In the sentence, ``{n_pages}`` stands for the number of
+    pages written (a session without turns gets none)."""
     if pages not in PAGES:
         raise ValueError(f"pages must be one of {', '.join(PAGES)}, not {pages!r}")
     n = len(sessions)
@@ -111,7 +112,7 @@ def select_pages(turns: pd.DataFrame, sessions: pd.DataFrame, pages: str = "auto
     worst = worst_declining(sessions, WORST_PAGES)
     mask[worst.index.to_numpy(dtype=int)] = True
     chosen = np.flatnonzero(mask)
-    return chosen, (f"Pages were written for the {len(chosen)} of {n} sessions that are flagged, on the safety "
+    return chosen, (f"Pages were written for the {{n_pages}} of {n} sessions that are flagged, on the safety "
                     f"triage list or among the {WORST_PAGES} worst-declining{why}; every score is in "
                     "sessions.parquet.")
 
@@ -283,6 +284,7 @@ def write_site(turns: pd.DataFrame, sessions: pd.DataFrame, run: dict[str, Any],
     def session_link(i: int, anchor: str = "") -> str:
         return f"{_session_file(i)}{anchor}" if i in with_page else ""
 
+    pages_note = pages_note.replace("{n_pages}", str(len(with_page)))
     body = overview_body(turns, sessions, run, courses, session_link, course_href, pages_note)
     (out / "report.html").write_text(_page("alliance report", body, overview_specs(sessions), 0), encoding="utf-8")
     return out / "report.html"

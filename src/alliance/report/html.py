@@ -1,7 +1,7 @@
-"""The HTML report: one self-contained offline page with every session's axes, their tables and provenance.
+"""What every report page shares (style, the lazy chart loader, the inlined Vega runtime, number formatting), and
+the single-page layout that the site replaced, kept as the baseline of benchmarks/report_load.py.
 
-The Vega runtime is inlined once (vl-convert's bundle, no CDN); each chart is a small JSON spec rendered when it
-scrolls into view, so a report of many sessions opens fast.
+The Vega runtime is vl-convert's bundle (no CDN); each chart is a small JSON spec rendered when it scrolls into view.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ def safety_marks(turns: pd.DataFrame, row: pd.Series) -> tuple[list[str], list[s
             tags.append("<span class=tag>risk unknown (empty, garbled or not English)</span>")
         if _true(concern[i]):
             classes[i] = classes[i] or "concern"
-            tags.append(f"<span class='tag bad'>reply concern: {fmt(kinds[i]) if kinds[i] else 'yes'}</span>")
+            tags.append(f"<span class='tag bad'>reply concern: {fmt(kinds[i]) if isinstance(kinds[i], str) and kinds[i] else 'yes'}</span>")
             if isinstance(evidence[i], str) and evidence[i]:
                 tags.append(f"<q>{html.escape(evidence[i])}</q>")
         tags += [f"<span class='tag good'>{label}</span>" for label, vals in good.items() if _true(vals[i])]

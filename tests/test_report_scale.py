@@ -251,3 +251,22 @@ def test_worst_declining_agrees_with_the_one_row_definition_on_random_tables():
     for i, r in w.iterrows():
         assert r["severity"] == pytest.approx(change_direction(s.loc[i])[1])
     assert w["severity"].is_monotonic_decreasing
+
+
+def test_fast_charts_bins_altair_data_and_restores_altairs_settings():
+    import altair as alt
+
+    from alliance.report.specs import fast_charts, mark_downsampled
+
+    df = pd.DataFrame({"turn": np.arange(12_000), "words": np.ones(12_000), "speaker": ["client", "counsellor"] * 6000})
+    chart = alt.Chart(df).mark_bar().encode(x="turn:Q", y="words:Q", color="speaker:N")
+    with pytest.raises(alt.MaxRowsError):
+        chart.to_dict()
+    with fast_charts():
+        spec = mark_downsampled(chart.to_dict())
+    rows = next(iter(spec["datasets"].values()))
+    assert len(rows) <= MAX_POINTS and rows[0][BIN_COLUMN] == 8
+    assert "each point is the mean of 8 consecutive turns" in spec["title"]["text"]
+    assert alt.data_transformers.active == "default" and alt.Chart.to_dict.__defaults__ == (True,)
+    with pytest.raises(alt.MaxRowsError):  # nothing leaks out of the block
+        chart.to_dict()

@@ -270,3 +270,9 @@ def test_fast_charts_bins_altair_data_and_restores_altairs_settings():
     assert alt.data_transformers.active == "default" and alt.Chart.to_dict.__defaults__ == (True,)
     with pytest.raises(alt.MaxRowsError):  # nothing leaks out of the block
         chart.to_dict()
+
+
+def test_flagged_pages_follow_high_risk_and_safety_flags_not_low_risk_alone():
+    turns, sessions = _safety_tables(numeric=False)
+    chosen, _ = site_mod.select_pages(turns, sessions, "flagged")
+    assert sessions.loc[chosen, "session_id"].tolist() == ["s1"]  # s2 (low) stays on the triage list only

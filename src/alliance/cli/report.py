@@ -71,8 +71,8 @@ def report(
     export: Annotated[str, typer.Option(help="Also write the overview's figures: png, svg, pdf, or several "
                                              "comma-separated (e.g. 'png,svg').")] = "",
     pages: Annotated[PagesChoice, typer.Option(
-        help="Session pages to write: all; flagged (trajectory flags, the safety triage list and the 200 "
-             "worst-declining); none (the overview only); auto = all up to 2,000 sessions, flagged beyond.")
+        help="Session pages to write: all; flagged (trajectory or safety flags, high or imminent risk, and the "
+             "200 worst-declining); none (the overview only); auto = all up to 2,000 sessions, flagged beyond.")
     ] = PagesChoice.auto,
     workers: Annotated[int | None, typer.Option(min=1, help="Processes writing session pages (default: the CPU "
                                                             "count, at most 8); the pages are the same either way.")

@@ -31,7 +31,7 @@ from alliance.report.overview import (  # noqa: F401  (export_figures, overview_
 )
 from alliance.report.session import SAFETY_CSS, session_page
 from alliance.report.specs import fast_charts
-from alliance.report.terms import TRIAGE_LEVELS, risk_label, risk_labels, worst_declining
+from alliance.report.terms import risk_label, risk_labels, worst_declining
 
 SITE_DIR = "report_files"
 Pages = Literal["auto", "all", "flagged", "none"]
@@ -45,6 +45,9 @@ WORST_PAGES = 200
 PARALLEL_MIN = 64
 #: Sessions handed to a worker at a time (large enough to amortise the hand-over, small enough to show progress).
 BATCH = 24
+
+#: Risk levels that give a session a page under ``pages='flagged'`` (with any raised safety flag).
+PAGE_LEVELS = ("high", "imminent")
 
 Progress = Callable[[int, int], None]
 
@@ -73,15 +76,16 @@ def _course_file(i: int) -> str:
 
 
 def _safety_mask(turns: pd.DataFrame, sessions: pd.DataFrame) -> np.ndarray:
-    """Sessions on the safety triage list: a client turn at low, high or imminent risk, or a raised safety flag."""
+    """Sessions that need a reader for safety: a client turn at high or imminent risk, or a raised safety flag. Low
+    risk alone puts a session on the overview's triage list (after these) but does not ask for its page."""
     mask = np.zeros(len(sessions), bool)
     if "safety_max_risk_level" in sessions:
-        mask |= sessions["safety_max_risk_level"].map(risk_label).isin(TRIAGE_LEVELS).to_numpy()
+        mask |= sessions["safety_max_risk_level"].map(risk_label).isin(PAGE_LEVELS).to_numpy()
     flags = _flag_columns(sessions)
     if flags:
         mask |= sessions[flags].fillna(False).astype(bool).any(axis=1).to_numpy()
     if "safety_risk_level" in turns:
-        hit = turns.loc[risk_labels(turns["safety_risk_level"]).isin(TRIAGE_LEVELS), SESSION_KEY].drop_duplicates()
+        hit = turns.loc[risk_labels(turns["safety_risk_level"]).isin(PAGE_LEVELS), SESSION_KEY].drop_duplicates()
         mask |= pd.MultiIndex.from_frame(sessions[SESSION_KEY]).isin(pd.MultiIndex.from_frame(hit))
     return mask
 
@@ -89,8 +93,8 @@ def _safety_mask(turns: pd.DataFrame, sessions: pd.DataFrame) -> np.ndarray:
 def select_pages(turns: pd.DataFrame, sessions: pd.DataFrame, pages: str = "auto") -> tuple[np.ndarray, str]:
     """Which sessions (rows of ``sessions``, reset index) get a page, and a sentence saying which and why.
 
-    ``all``: every session. ``none``: none (the overview only). ``flagged``: sessions with a trajectory flag, on the
-    safety triage list, or among the :data:`WORST_PAGES` worst-declining. ``auto``: ``all`` up to
+    ``all``: every session. ``none``: none (the overview only). ``flagged``: sessions with a trajectory flag, a safety
+    flag or a high or imminent risk disclosure, or among the :data:`WORST_PAGES` worst-declining. ``auto``: ``all`` up to
     :data:`AUTO_ALL_MAX` sessions, ``flagged`` beyond. In the sentence, ``{n_pages}`` stands for the number of
     pages written (a session without turns gets none)."""
     if pages not in PAGES:
@@ -112,8 +116,8 @@ def select_pages(turns: pd.DataFrame, sessions: pd.DataFrame, pages: str = "auto
     worst = worst_declining(sessions, WORST_PAGES)
     mask[worst.index.to_numpy(dtype=int)] = True
     chosen = np.flatnonzero(mask)
-    return chosen, (f"Pages were written for the {{n_pages}} of {n} sessions that are flagged, on the safety "
-                    f"triage list or among the {WORST_PAGES} worst-declining{why}; every score is in "
+    return chosen, (f"Pages were written for the {{n_pages}} of {n} sessions with a trajectory or safety "
+                    f"flag, a high or imminent risk disclosure, or among the {WORST_PAGES} worst-declining{why}; every score is in "
                     "sessions.parquet.")
 
 

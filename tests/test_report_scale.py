@@ -276,3 +276,15 @@ def test_flagged_pages_follow_high_risk_and_safety_flags_not_low_risk_alone():
     turns, sessions = _safety_tables(numeric=False)
     chosen, _ = site_mod.select_pages(turns, sessions, "flagged")
     assert sessions.loc[chosen, "session_id"].tolist() == ["s1"]  # s2 (low) stays on the triage list only
+
+
+def test_the_calibrated_block_shows_its_guard_rails():
+    from alliance.report.session import calibrated_block
+
+    row = pd.Series({"calibrated_overall": 61.0, "calibrated_goal": 3.1, "calibrated_task": 3.0,
+                     "calibrated_bond": 3.4, "calibrated_out_of_domain": True,
+                     "calibrated_out_of_domain_features": "struct_log_client_turns", "calibrated_bounded": False,
+                     "early_overall": 48.0, "early_share": 0.5, "early_risk": 0.7, "early_warning": True})
+    html = calibrated_block(row)
+    assert "out of domain: struct_log_client_turns" in html and "cut back" not in html
+    assert "from the first 50.00% of the session alone" in html and "heading for a rupture or dropout" in html

@@ -28,6 +28,7 @@ OVERVIEW_COLUMNS = {
     "trajectory_n_ruptures": "ruptures", "trajectory_n_repaired": "repaired", "safety_max_risk_level": "max risk",
     "calibrated_goal": "calibrated goal", "calibrated_task": "calibrated task", "calibrated_bond": "calibrated bond",
     "calibrated_overall": "calibrated overall",
+    "calibrated_out_of_domain": "calibrated: out of domain", "early_warning": "early warning (first half)",
 }
 #: Caps that keep the overview one fast page whatever the corpus size (the full tables are the run's parquet files).
 TABLE_MAX = 500

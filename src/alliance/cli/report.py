@@ -31,8 +31,8 @@ def export_formats(value: str) -> tuple[str, ...]:
     formats = tuple(x.strip().lower() for x in value.split(",") if x.strip())
     bad = [f for f in formats if f not in EXPORT_FORMATS]
     if bad:
-        console.print(f"[red]error:[/red] --export {bad[0]!r}: not a figure format; use {', '.join(EXPORT_FORMATS)} "
-                      "(comma-separated for several)")
+        console.print(f"[red]error:[/red] --export {bad[0]!r}: not a figure format; choose "
+                      f"{', '.join(EXPORT_FORMATS[:-1])} or {EXPORT_FORMATS[-1]} (comma-separated for several)")
         raise typer.Exit(2)
     return formats
 

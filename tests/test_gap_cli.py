@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
@@ -85,3 +86,55 @@ def test_gap_outcome_prints_what_each_measure_adds_and_names_a_missing_label(tmp
     res = runner.invoke(app, ["gap", str(tmp_path), "--outcome", "satisfaction"], env={"COLUMNS": "300"})
     assert res.exit_code == 2
     assert "no session has the label 'satisfaction'" in res.output and "score" in res.output
+
+
+def test_gap_outcome_warns_on_few_sessions_per_feature(tmp_path):
+    from tests.test_calibration import _corpus
+
+    run_analysis(_corpus(60), tmp_path, lenses=["markers", "trajectory"], write_report=False)
+    res = runner.invoke(app, ["gap", str(tmp_path), "--limit", "1", "--outcome", "score"], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    assert "warning:" in res.output and "on 60 rated sessions" in res.output and "under 100 sessions" in res.output
+
+
+def test_gap_outcome_names_a_text_label_instead_of_saying_nothing_was_rated(tmp_path):
+    from tests.test_calibration import _corpus
+
+    c = _corpus(40)
+    c.sessions["meta"] = [{**m, "mood": ["better", "worse", "same"][i % 3]} for i, m in enumerate(c.sessions["meta"])]
+    run_analysis(c, tmp_path, lenses=["markers"], write_report=False)
+    res = runner.invoke(app, ["gap", str(tmp_path), "--limit", "1", "--outcome", "mood"], env={"COLUMNS": "400"})
+    assert res.exit_code == 2
+    assert "is text, not a number, in 40 of 40 sessions ('better', 'same', 'worse')" in res.output
+    assert "only 0 sessions carry" not in res.output
+
+
+def test_gap_outcome_reads_numbers_and_flags_written_as_text():
+    from alliance.gap import outcome_numbers, sample_warning
+
+    y, text = outcome_numbers([71, "64.5", "true", "No", None, True, "high", float("nan")])
+    np.testing.assert_array_equal(y[:6], [71.0, 64.5, 1.0, 0.0, np.nan, 1.0])
+    assert text == ["high"] and np.isnan(y[6]) and np.isnan(y[7])
+    assert sample_warning(5000, 254) is None and "254 feature columns on 40" in sample_warning(40, 254)
+
+
+def test_report_export_names_a_bad_format_in_one_line_before_writing_anything(tmp_path):
+    out = _run(tmp_path)
+    res = runner.invoke(app, ["report", str(out), "--export", "jpg"], env={"COLUMNS": "400"})
+    assert res.exit_code == 2
+    lines = [x for x in res.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and "--export 'jpg': not a figure format; choose png, svg or pdf" in lines[0]
+    assert not (out / "report.html").exists() and not (out / "figures").exists()
+
+
+def test_report_pages_option_and_progress_in_a_log(tmp_path):
+    out = _run(tmp_path)
+    res = runner.invoke(app, ["report", str(out), "--pages", "all", "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    assert "session pages: 2/2" in res.output  # no terminal here: progress is printed as lines
+    assert len(list((out / "report_files" / "sessions").glob("*.html"))) == 2
+    res = runner.invoke(app, ["report", str(out), "--pages", "none"])
+    assert res.exit_code == 0, res.output
+    assert not list((out / "report_files" / "sessions").glob("*.html"))
+    res = runner.invoke(app, ["report", str(out), "--pages", "some"])
+    assert res.exit_code == 2 and "some" in res.output

@@ -26,10 +26,61 @@ GAP_STEPS: tuple[str, ...] = ("empathy", "trajectory", "markers", "coordination"
                               "alliance", "struct")
 #: Fewer rated sessions than this and a cross-validated figure means nothing.
 MIN_RATED = 30
+#: Rated sessions per feature column below which figures are flagged as unstable: the usual events-per-variable rule
+#: of thumb for prediction models (Peduzzi et al. 1996; Harrell 2015, ch. 4) is about 10.
+SESSIONS_PER_FEATURE = 10
+#: Below this many rated sessions a figure's out-of-fold spread is wide whatever the feature count.
+SMALL_SAMPLE = 100
+_TRUE, _FALSE = {"true", "yes", "y"}, {"false", "no", "n"}
 
 
 class GapError(ValueError):
     """The outcome or the features cannot support the analysis (what is wrong is in the message)."""
+
+
+def outcome_numbers(values: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
+    """A number per session from raw label values: numbers, booleans (1/0), and strings that spell a number or
+    true/false/yes/no count; missing values are NaN. Returns the numbers and the text values that are none of
+    these (so an error can name them rather than say nothing was rated)."""
+    out = np.full(len(values), np.nan)
+    text: list[str] = []
+    for i, v in enumerate(values):
+        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+            continue
+        if isinstance(v, (bool, np.bool_, int, float, np.integer, np.floating)):
+            out[i] = float(v)
+        elif isinstance(v, str):
+            s = v.strip()
+            try:
+                out[i] = float(s)
+            except ValueError:
+                if s.lower() in _TRUE | _FALSE:
+                    out[i] = float(s.lower() in _TRUE)
+                elif s:
+                    text.append(s)
+        else:
+            text.append(str(v))
+    out[~np.isfinite(out)] = np.nan
+    return out, text
+
+
+def _text_problem(text: list[str], n: int) -> str:
+    distinct = sorted(set(text))
+    shown = ", ".join(repr(x) for x in distinct[:6]) + (", ..." if len(distinct) > 6 else "")
+    hint = (f"; its {len(distinct)} values could be mapped to numbers or true/false in the input first"
+            if len(distinct) <= 10 else "")
+    return (f"the outcome is text, not a number, in {len(text)} of {n} sessions ({shown}); it needs a number or "
+            f"true/false per session{hint}")
+
+
+def sample_warning(n_rated: int, n_features: int) -> str | None:
+    """A warning when the rated sessions are too few for the feature columns (or too few at all), else None."""
+    if n_features * SESSIONS_PER_FEATURE <= n_rated and n_rated >= SMALL_SAMPLE:
+        return None
+    return (f"{n_features} feature columns on {n_rated} rated sessions (fewer than {SESSIONS_PER_FEATURE} sessions "
+            f"per column{'' if n_rated >= SMALL_SAMPLE else f', and under {SMALL_SAMPLE} sessions'}): out-of-fold "
+            "figures this small vary widely from one split to the next; read them as exploratory, and narrow them "
+            "with more rated sessions or fewer lenses")
 
 
 def _folds(n: int, groups: Sequence[Any] | None, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -53,7 +104,9 @@ def incremental_gap(features: pd.DataFrame, outcome: Sequence[float] | pd.Series
     client's sessions in one fold. Steps whose family has no column in ``features`` are left out.
 
     Returns one row per step: ``step`` (the families so far), ``added``, ``n_features``, ``n``, ``metric``
-    (``rho`` or ``auc``), ``value``, and ``gain`` over the previous step.
+    (``rho`` or ``auc``), ``value``, and ``gain`` over the previous step; ``attrs["warnings"]`` says when the rated
+    sessions are few for the columns (:func:`sample_warning`) or some labels were text and left out. Raw label
+    values are read by :func:`outcome_numbers`; text where numbers were needed is named in the error.
     """
     from scipy.stats import spearmanr
     from sklearn.impute import SimpleImputer
@@ -62,11 +115,14 @@ def incremental_gap(features: pd.DataFrame, outcome: Sequence[float] | pd.Series
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    y = pd.to_numeric(pd.Series(np.asarray(outcome, dtype=object)), errors="coerce").to_numpy(dtype=float)
+    y, text = outcome_numbers(list(outcome))
     if len(y) != len(features):
         raise GapError(f"outcome has {len(y)} values for {len(features)} sessions")
     ok = np.isfinite(y)
     if ok.sum() < MIN_RATED:
+        if text:
+            raise GapError(_text_problem(text, len(y)) + (f" (only {int(ok.sum())} hold a number; at least "
+                                                          f"{MIN_RATED} are needed)"))
         raise GapError(f"only {int(ok.sum())} sessions carry the outcome; need at least {MIN_RATED}")
     values = np.unique(y[ok])
     if len(values) < 2:
@@ -94,4 +150,8 @@ def incremental_gap(features: pd.DataFrame, outcome: Sequence[float] | pd.Series
         rows.append({"step": " + ".join(cum), "added": family, "n_features": len(cols), "n": int(ok.sum()),
                      "metric": "auc" if binary else "rho", "value": value, "gain": value - prev})
         prev = value
-    return pd.DataFrame(rows)
+    res = pd.DataFrame(rows)
+    warning = sample_warning(int(ok.sum()), int(res["n_features"].max()))
+    res.attrs["warnings"] = [w for w in (warning, _text_problem(text, len(y)) + "; those sessions are left out"
+                                         if text else None) if w]
+    return res

@@ -75,24 +75,20 @@ def _gap_analysis(run: Path, turns, sessions, outcome: str, group_key: str, seed
     from rich.table import Table
 
     from alliance.calibration import session_features
-    from alliance.gap import GapError, incremental_gap
+    from alliance.gap import GapError, incremental_gap, outcome_numbers
 
     metas = [json.loads(m) if isinstance(m, str) and m else (m or {}) for m in sessions["meta"]]
     if not any(outcome in m for m in metas):
-        rated = sorted({k for m in metas for k, v in m.items() if isinstance(v, (int, float, bool))})
+        rated = sorted({k for m in metas for k, v in m.items() if isinstance(v, (int, float, bool))
+                        or (isinstance(v, str) and np.isfinite(outcome_numbers([v])[0][0]))})
         console.print(f"[red]error:[/red] {run / 'sessions.parquet'}: no session has the label {outcome!r}; "
                       f"numeric labels here: {', '.join(rated) or 'none'}")
         raise typer.Exit(2)
 
-    def number(v):  # a flag (True/False) counts as 1/0; text or a missing label as not rated
-        try:
-            return float(v)
-        except (TypeError, ValueError):
-            return np.nan
-
     keys = list(zip(sessions["course_id"], sessions["session_id"], strict=True))
     X = session_features(turns, sessions)
-    y = pd.Series({k: number(m.get(outcome)) for k, m in zip(keys, metas, strict=True)}).reindex(X.index)
+    # raw values: alliance.gap reads numbers, true/false and numeric strings, and names text it cannot read
+    y = pd.Series({k: m.get(outcome) for k, m in zip(keys, metas, strict=True)}, dtype=object).reindex(X.index)
     groups = pd.Series({k: m.get(group_key) for k, m in zip(keys, metas, strict=True)}).reindex(X.index)
     groups = groups.astype(str).to_numpy() if groups.notna().all() else None
     try:
@@ -100,6 +96,8 @@ def _gap_analysis(run: Path, turns, sessions, outcome: str, group_key: str, seed
     except GapError as e:
         console.print(f"[red]error:[/red] {run}: --outcome {outcome}: {e}")
         raise typer.Exit(2) from None
+    for w in res.attrs.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] --outcome {outcome}: {w}")
     metric = res["metric"].iloc[0]
     table = Table(title=f"what explains {outcome!r} ({res['n'].iloc[0]} rated sessions; out-of-fold "
                         f"{'AUC' if metric == 'auc' else 'Spearman rho'}, "

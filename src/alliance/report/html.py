@@ -1,7 +1,7 @@
-"""The HTML report: one self-contained offline page with every session's axes, their tables and provenance.
+"""What every report page shares (style, the lazy chart loader, the inlined Vega runtime, number formatting), and
+the single-page layout that the site replaced, kept as the baseline of benchmarks/report_load.py.
 
-The Vega runtime is inlined once (vl-convert's bundle, no CDN); each chart is a small JSON spec rendered when it
-scrolls into view, so a report of many sessions opens fast.
+The Vega runtime is vl-convert's bundle (no CDN); each chart is a small JSON spec rendered when it scrolls into view.
 """
 
 from __future__ import annotations
@@ -47,10 +47,6 @@ document.querySelectorAll('[data-spec]').forEach(el => seen.observe(el));
 """
 
 
-#: Per-turn columns shown beside the transcript, when present (one headline column per axis).
-TRANSCRIPT_COLUMNS = ("alliance_goal", "alliance_task", "alliance_bond")
-
-
 @lru_cache(maxsize=1)
 def vega_bundle() -> str:
     import vl_convert as vlc
@@ -89,19 +85,17 @@ def _lens_classes(run: dict[str, Any]) -> list[type]:
     return out
 
 
-def _transcript(turns: pd.DataFrame) -> str:
-    score_cols = [c for c in TRANSCRIPT_COLUMNS if c in turns]
-    head = "<tr><th>#</th><th class=l>speaker</th><th class=l>text</th>" + "".join(
-        f"<th>{c}</th>" for c in score_cols) + "</tr>"
-    rows = []
-    for r in turns.itertuples(index=False):
-        cells = "".join(f"<td>{fmt(getattr(r, c))}</td>" for c in score_cols)
-        rows.append(f"<tr class={r.speaker}><td>{r.turn_index}</td><td class=l>{r.speaker}</td>"
-                    f"<td class=l>{html.escape(str(r.text))}</td>{cells}</tr>")
-    return f"<table>{head}{''.join(rows)}</table>"
-
-
 def render_html(turns: pd.DataFrame, sessions: pd.DataFrame, run: dict[str, Any]) -> str:
+    """Every session in one page (the layout before the site; kept as the baseline of benchmarks/report_load.py)."""
+    from alliance.report.specs import fast_charts, mark_downsampled
+
+    with fast_charts():
+        return _render_html(turns, sessions, run, mark_downsampled)
+
+
+def _render_html(turns: pd.DataFrame, sessions: pd.DataFrame, run: dict[str, Any], mark: Any) -> str:
+    from alliance.report.session import transcript
+
     specs: dict[str, Any] = {}
     parts: list[str] = []
     nav = []
@@ -122,14 +116,14 @@ def render_html(turns: pd.DataFrame, sessions: pd.DataFrame, run: dict[str, Any]
             section = lens_cls.report_section(t, row, f"{sid}-{lens_cls.name}")
             if section is None:
                 continue
-            specs.update(section.specs)
+            specs.update({k: mark(v) for k, v in section.specs.items()})
             lens_html += f"<h3>{html.escape(section.title)}</h3>{section.html}"
         nav.append(f"<a href='#{sid}'>{html.escape(str(key[1]))}</a>")
         parts.append(
             f"<section class=session id={sid}><h2>{html.escape(str(key[0]))} / {html.escape(str(key[1]))}</h2>"
             f"<div class=meta>{len(t)} turns ({int(row.get('n_client_turns', 0))} client, "
             f"{int(row.get('n_counsellor_turns', 0))} counsellor){' · ' + meta_html if meta_html else ''}</div>"
-            f"{lens_html}<details><summary>transcript with per-turn scores</summary>{_transcript(t)}</details>"
+            f"{lens_html}<details><summary>transcript with per-turn scores</summary>{transcript(t, row)}</details>"
             "</section>")
     notes = _validation_notes()
     valid_html = ""
@@ -161,13 +155,16 @@ than to rupture-like ones. How well they track what clients actually said:
 <script>{LAZY_JS}</script></main></body></html>"""
 
 
-def write_html_report(analysis: Any, path: str | Path) -> Path:
+def write_html_report(analysis: Any, path: str | Path, *, pages: str = "auto", workers: int | None = None,
+                      progress: Any = None) -> Path:
     """Write the report for an :class:`~alliance.pipeline.Analysis`: ``path`` is the corpus overview, and one page
-    per session and course goes into ``report_files/`` beside it (see :mod:`alliance.report.site`)."""
+    per session and course goes into ``report_files/`` beside it (see :func:`alliance.report.site.write_site` for
+    ``pages``, ``workers`` and ``progress``)."""
     from alliance.report.site import write_site
 
     path = Path(path)
-    write_site(analysis.turns, analysis.sessions, analysis.run, path.parent, getattr(analysis, "courses", None))
+    write_site(analysis.turns, analysis.sessions, analysis.run, path.parent, getattr(analysis, "courses", None),
+               pages=pages, workers=workers, progress=progress)
     written = path.parent / "report.html"
     if written != path:
         written.replace(path)

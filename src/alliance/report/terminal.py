@@ -12,6 +12,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from alliance.report.terms import gap_trend
+
 SUBSCALES = ("goal", "task", "bond")
 
 
@@ -39,6 +41,6 @@ def print_summary(analysis: Any, console: Console) -> None:
             cells = [f"{_f(r.get(f'alliance_{side}_{s}_mean'))} ({_f(r.get(f'alliance_{side}_{s}_first'))}→"
                      f"{_f(r.get(f'alliance_{side}_{s}_last'))})" for s in SUBSCALES]
             table.add_row(name if side == "client" else "", side, *cells)
-        gaps = [f"{_f(r.get(f'alliance_gap_{s}_mean'))} {r.get(f'alliance_gap_{s}_trend', '')}" for s in SUBSCALES]
+        gaps = [f"{_f(r.get(f'alliance_gap_{s}_mean'))} {gap_trend(r, s)}" for s in SUBSCALES]  # the report's word
         table.add_row("", "gap", *gaps)
     console.print(table)

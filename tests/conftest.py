@@ -36,4 +36,4 @@ def encoder(tmp_path_factory):
 
 
 # the service's storage fixture (SQLite and PostgreSQL), shared by the service test modules
-from service_fixtures import db_url  # noqa: E402,F401
+from tests.service_fixtures import db_url  # noqa: E402,F401

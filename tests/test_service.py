@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
-from service_fixtures import make_app
+from tests.service_fixtures import make_app
 
 TURNS = [{"turn_id": "t0", "speaker": "client", "text": "I have been feeling low since the move."},
          {"turn_id": "t1", "speaker": "counsellor", "text": "It sounds like the move has been really hard. What has changed?"}]

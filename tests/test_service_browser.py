@@ -42,7 +42,7 @@ def test_dashboard_in_chromium(tmp_path):
     from playwright.sync_api import sync_playwright
 
     from alliance.service.alerts import raise_alerts
-    from service_fixtures import HashEncoder, make_app
+    from tests.service_fixtures import HashEncoder, make_app
 
     # real lenses on a stand-in encoder: the page plumbing is under test here, not the measures
     app, boot = make_app(f"sqlite:///{tmp_path / 'svc.db'}", tmp_path, lenses=("alliance", "markers", "trajectory"),

@@ -14,7 +14,7 @@ def test_live_scoring_alerts_on_the_missed_disclosure(tmp_path):
 
     from alliance.cli.serve import load_sample_data
     from alliance.service.settings import LIVE_LENSES
-    from service_fixtures import make_app
+    from tests.service_fixtures import make_app
 
     app, boot = make_app(f"sqlite:///{tmp_path / 'svc.db'}", tmp_path, lenses=LIVE_LENSES)
     assert load_sample_data(app) == 4

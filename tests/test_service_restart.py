@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("fastapi")
 import httpx
 
-from service_fixtures import make_app
+from tests.service_fixtures import make_app
 
 
 def _free_port() -> int:

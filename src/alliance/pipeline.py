@@ -82,11 +82,18 @@ def analyze(corpus: Corpus, lenses: Sequence[str | Lens] | None = None, encoder:
             seed: int = 0) -> Analysis:
     """Score a corpus in memory (no files, no resume); see :func:`run_analysis` for the CLI's job."""
     built = build_lenses(lenses)
-    turns, sessions = _score_chunk(corpus, built, encoder, seed)
+    turns, sessions = score_chunk(corpus, built, encoder, seed)
     return Analysis(turns, sessions, {"lenses": [lens.describe() for lens in built], "seed": seed})
 
 
-def _score_chunk(corpus: Corpus, lenses: list[Lens], encoder: Encoder | None, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def score_chunk(corpus: Corpus, lenses: Sequence[Lens], encoder: Encoder | None, seed: int = 0
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score one chunk of whole courses with ``lenses`` (already built and ordered by :func:`build_lenses`).
+
+    Returns the chunk's turn table (corpus columns plus every lens's columns, in corpus order) and its session
+    table (one row per session with turn counts and each lens's summary). Pure: writes nothing, so an engine may
+    run it anywhere; the course stage (calibration, course trajectories) runs later on the finished session table.
+    """
     np.random.seed(seed)  # lenses that sample draw from their own Generator(seed); this guards the rest
     ctx = LensContext(corpus, encoder, seed=seed)
     summaries = []
@@ -173,7 +180,7 @@ def run_analysis(
         if tpath.exists() and spath.exists():
             resumed += 1
         else:
-            turns, sessions = _score_chunk(sub, built, encoder, seed)
+            turns, sessions = score_chunk(sub, built, encoder, seed)
             _atomic_parquet(meta_to_json(sessions), spath)
             _atomic_parquet(meta_to_json(turns), tpath)
         done_turns += len(sub.turns)

@@ -108,7 +108,8 @@ def _order(lenses: list[Lens]) -> list[Lens]:
 
 def analyze(corpus: Corpus, lenses: Sequence[str | Lens] | None = None, encoder: Encoder | None = None,
             seed: int = 0) -> Analysis:
-    """Score a corpus in memory (no files, no resume); see :func:`run_analysis` for the CLI's job."""
+    """Score a corpus in memory (no files, no resume): the same columns as :func:`run_analysis` (the CLI's job),
+    with ``courses`` when the trajectory lens runs. Loads the default encoder when a lens needs one."""
     built = build_lenses(lenses)
     if encoder is None and any(lens.needs_encoder for lens in built):
         from alliance.encoders import load_encoder
@@ -127,8 +128,9 @@ def score_chunk(corpus: Corpus, lenses: Sequence[Lens], encoder: Encoder | None,
     """Score one chunk of whole courses with ``lenses`` (already built and ordered by :func:`build_lenses`).
 
     Returns the chunk's turn table (corpus columns plus every lens's columns, in corpus order) and its session
-    table (one row per session with turn counts and each lens's summary). Pure: writes nothing, so an engine may
-    run it anywhere; the course stage (calibration, course trajectories) runs later on the finished session table.
+    table (one row per session with turn counts, each lens's summary and, with the trajectory lens, the
+    client-calibrated alliance ``calibrated_*``, which is per session). Pure: writes nothing, so an engine may run
+    it anywhere; only the course stage (:func:`course_stage`, trajectories across sessions) waits for all chunks.
     """
     np.random.seed(seed)  # lenses that sample draw from their own Generator(seed); this guards the rest
     ctx = LensContext(corpus, encoder, seed=seed)

@@ -86,6 +86,9 @@ def locked(folder: Path) -> Iterator[Path]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
+            if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                raise RunFolderError(f"{folder}: this file system cannot lock files ({e.strerror}), so two runs "
+                                     "could overwrite each other here; write --out to a local disk") from None
             if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise
             raise RunFolderLocked(f"{folder}: in use by {_holder(path)}; wait for that run to finish, or choose "

@@ -79,7 +79,7 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
     from alliance.encoders import load_encoder
     from alliance.io import InputError, read
     from alliance.pipeline import file_digest, run_analysis
-    from alliance.runfolder import ReportFailed, RunFolderError, locked, make_folder, owner_only
+    from alliance.runfolder import ReportFailed, RunFolderError, disk_full_message, locked, make_folder, owner_only
 
     check_choices(fmt, lenses)
     try:
@@ -127,6 +127,13 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
         fail(str(e), code=1)
     except RunFolderError as e:
         fail(str(e))
+    except KeyboardInterrupt:
+        fail(f"interrupted: the finished chunks are kept in {out}; rerun the same command to resume", code=130)
+    except OSError as e:
+        msg = disk_full_message(e, out, "writing the output folder")
+        if msg is None:
+            raise
+        fail(msg)
     if analysis.run["counts"]["chunks_resumed"]:
         console.print(f"resumed: {analysis.run['counts']['chunks_resumed']} of {analysis.run['counts']['chunks']} "
                       "chunks were already done")

@@ -430,12 +430,14 @@ def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
 
 
 def file_digest(path: str | Path) -> str:
+    """sha256 of a file, or of a folder's files and their relative names; read in blocks (inputs can be large)."""
     p = Path(path)
-    if p.is_dir():
-        h = hashlib.sha256()
-        for f in sorted(p.rglob("*")):
-            if f.is_file():
-                h.update(str(f.relative_to(p)).encode())
-                h.update(f.read_bytes())
-        return h.hexdigest()
-    return hashlib.sha256(p.read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    for f in files:
+        if p.is_dir():
+            h.update(str(f.relative_to(p)).encode())
+        with f.open("rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()

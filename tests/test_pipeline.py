@@ -320,3 +320,16 @@ def test_run_turns_are_read_from_the_folder_only_when_asked(tmp_path):
                        write_report=False)
     assert res._turns is None
     assert len(res.turns) == 16 and res.turns_path == tmp_path / "turns.parquet"
+
+
+def test_chunk_rows_match_subsetting_by_key():
+    from alliance.corpus import Corpus
+    from alliance.pipeline import chunk_rows
+
+    corpus = corpus_of(5, 2, 3)
+    chunks = plan_chunks(corpus, max_turns=7)
+    for keys, (t, s) in zip(chunks, chunk_rows(corpus, chunks), strict=True):
+        sub = corpus.subset_sessions(keys)
+        mine = Corpus(corpus.turns.iloc[t].copy(), corpus.sessions.iloc[s].copy(), validate=False)
+        pd.testing.assert_frame_equal(mine.turns, sub.turns)
+        pd.testing.assert_frame_equal(mine.sessions, sub.sessions)

@@ -12,7 +12,7 @@ import json
 import platform
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -42,6 +42,7 @@ from alliance.runfolder import (
 DEFAULT_LENSES: tuple[str, ...] = ("alliance", "empathy", "markers", "coordination", "behaviour", "safety",
                                    "ruptures", "trajectory")
 CHUNK_TURNS = 4000
+FINGERPRINT_BLOCK = 65536
 PARTIAL_DIR = ".partial"
 
 
@@ -172,6 +173,23 @@ def plan_chunks(corpus: Corpus, max_turns: int = CHUNK_TURNS) -> list[list[tuple
     return chunks
 
 
+def chunk_rows(corpus: Corpus, chunks: list[list[tuple[str, str]]]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Row positions of each chunk's turns and sessions, in corpus order; one pass over the corpus for all chunks
+    (subsetting by key once per chunk costs the whole corpus each time, quadratic at a million turns)."""
+    chunk_of = {key: i for i, keys in enumerate(chunks) for key in keys}
+    s_chunk = np.fromiter((chunk_of.get((str(c), str(s)), -1) for c, s in
+                           zip(corpus.sessions["course_id"], corpus.sessions["session_id"], strict=True)),
+                          dtype=np.int64, count=len(corpus.sessions))
+    by_key = pd.Series(s_chunk, index=pd.MultiIndex.from_frame(corpus.sessions[SESSION_KEY]))
+    t_chunk = by_key.reindex(pd.MultiIndex.from_frame(corpus.turns[SESSION_KEY])).fillna(-1).to_numpy(np.int64)
+    splits = []
+    for ids in (t_chunk, s_chunk):
+        order = np.argsort(ids, kind="stable")  # stable: corpus order within each chunk
+        bounds = np.searchsorted(ids[order], np.arange(len(chunks) + 1))
+        splits.append([order[bounds[i]:bounds[i + 1]] for i in range(len(chunks))])
+    yield from zip(*splits, strict=True)
+
+
 def run_analysis(
     corpus: Corpus,
     out_dir: str | Path,
@@ -237,17 +255,17 @@ def _run_locked(corpus: Corpus, out: Path, built: list[Lens], encoder: Encoder |
     total = len(corpus.turns)
     done_turns = 0
     resumed = 0
-    for i, keys in enumerate(chunks):
+    for i, rows in enumerate(chunk_rows(corpus, chunks)):
         tpath, spath = partial / f"turns-{i:05d}.parquet", partial / f"sessions-{i:05d}.parquet"
-        sub = corpus.subset_sessions(keys)
         if tpath.exists() and spath.exists():
             resumed += 1
         else:
+            sub = Corpus(corpus.turns.iloc[rows[0]].copy(), corpus.sessions.iloc[rows[1]].copy(), validate=False)
             turns, sessions = score_chunk(sub, built, encoder, seed)
             _atomic_parquet(meta_to_json(sessions), spath)
             _atomic_parquet(meta_to_json(turns), tpath)
-            del turns, sessions
-        done_turns += len(sub.turns)
+            del turns, sessions, sub
+        done_turns += len(rows[0])
         if progress:
             progress(done_turns, total)
 
@@ -374,13 +392,18 @@ def calibration_record(lenses: Sequence[Lens], encoder: Encoder | None) -> dict[
 def _fingerprint(corpus: Corpus, lenses: list[Lens], encoder: Encoder | None, seed: int,
                  chunks: list[list[tuple[str, str]]]) -> str:
     """Everything a chunk's scores depend on: every column of every turn and session (texts, labels,
-    timestamps, metadata), the lenses' versions, the encoder, the seed, the chunking and the code version."""
+    timestamps, metadata), the lenses' versions, the encoder, the seed, the chunking and the code version.
+    Hashed column by column in blocks of rows, so memory stays flat however large the corpus."""
     h = hashlib.sha256()
     for table in (corpus.turns, corpus.sessions):
-        t = meta_to_json(table)
-        h.update(json.dumps([list(map(str, t.columns)), [str(d) for d in t.dtypes]]).encode())
-        h.update(pd.util.hash_pandas_object(t.astype(object).where(t.notna(), None).astype(str), index=False)
-                 .to_numpy().tobytes())
+        h.update(json.dumps([list(map(str, table.columns)), [str(d) for d in table.dtypes], len(table)]).encode())
+        for start in range(0, len(table), FINGERPRINT_BLOCK):
+            block = table.iloc[start:start + FINGERPRINT_BLOCK]
+            for c in block.columns:
+                col = block[c]
+                if col.dtype == object:  # dicts (labels) as sorted JSON, anything else by its text
+                    col = pd.Series([json.dumps(v, ensure_ascii=False, sort_keys=True, default=str) for v in col])
+                h.update(pd.util.hash_pandas_object(col, index=False).to_numpy().tobytes())
     h.update(json.dumps([lens.describe() for lens in lenses], sort_keys=True, default=str).encode())
     h.update(f"{encoder.model_id if encoder else None}|{seed}|{chunks!r}|{__version__}".encode())
     return h.hexdigest()

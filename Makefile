@@ -5,12 +5,20 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# torch comes from PyTorch's CPU index (about 200 MB), not PyPI's default CUDA build (several GB). Wheels already on
+# the machine (pip's find-links) still count; TORCH_INDEX= (empty) installs from the configured indexes only.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_FROM := $(if $(TORCH_INDEX),--retries 2 --index-url $(TORCH_INDEX))
+# llama.cpp for the llm tests: only what the OpenAI-compatible server needs. LLAVA_BUILD=OFF skips the multimodal
+# library (51 of llama-cpp-python 0.3.36's 168 compile units), GGML_LLAMAFILE=OFF the template-heavy sgemm kernels.
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_LLAMAFILE=OFF
+NPROC := $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 
 .PHONY: demo test test-quick lint clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) torch
+	$(PIP) $(TORCH_FROM) torch
 	$(PIP) -e '.[test]'
 	touch $@
 
@@ -21,9 +29,12 @@ test: $(VENV)/.installed $(VENV)/.llm-installed
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest
 
-# The llm tests need the local model server: installed here (llama-cpp-python compiles from source, minutes).
+# The llm tests need the local model server: llama-cpp-python compiles llama.cpp from source, once per venv (the
+# longest step of `make test`: see DEVELOPERS.md; pip caches the built wheel, so a new venv reuses it).
 $(VENV)/.llm-installed: $(VENV)/.installed
-	$(PIP) -e '.[test,llm]'
+	@echo "one-time set-up: compiling llama.cpp (llama-cpp-python) for the local model server the llm tests start;"
+	@echo "  about half an hour on 2 cores; \`make test-quick\` skips those tests and this step"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS) $(CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$(NPROC) $(PIP) -e '.[test,llm]'
 	touch $@
 
 # Skips the tests that need the local language-model server.

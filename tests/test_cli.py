@@ -76,3 +76,142 @@ def test_analyze_skip_writes_rejected_and_keeps_good_records(tmp_path):
     assert [r["location"] for r in rejected] == ["line 3", "line 5"]
     assert "empty" in rejected[0]["problem"] and "UTF-8" in rejected[1]["problem"]
     assert len(pd.read_parquet(out / "turns.parquet")) == 3
+
+
+def _jsonl(tmp_path, n_courses=3):
+    f = tmp_path / "in.jsonl"
+    rows = [{"course_id": f"k{c}", "session_id": f"k{c}s{s}", "session_index": s, "speaker": sp,
+             "text": f"{'I feel stuck at work' if sp == 'client' else 'What would help?'} ({c}/{s}/{i})"}
+            for c in range(n_courses) for s in range(2) for i, sp in enumerate(["client", "counsellor"] * 2)]
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return f
+
+
+@pytest.mark.parametrize(("option", "value", "expected"), [
+    ("--format", "jsnl", "--format 'jsnl' is not a format; choose one of: auto, "),
+    ("--lens", "markerz", "--lens 'markerz': no such lens; choose from: alliance, "),
+])
+def test_a_misspelled_choice_is_one_line_and_leaves_no_folder(tmp_path, option, value, expected):
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["analyze", str(_jsonl(tmp_path)), "--out", str(out), option, value],
+                        env={"COLUMNS": "300"})
+    assert res.exit_code == 2
+    assert expected in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_report_names_a_bad_export_format(tmp_path):
+    res = runner.invoke(app, ["report", str(tmp_path), "--export", "jpg"], env={"COLUMNS": "300"})
+    assert res.exit_code == 2 and "--export 'jpg': not a figure format; choose png, svg" in res.output
+
+
+def test_limit_and_sample_take_whole_courses_and_are_recorded(tmp_path):
+    src = _jsonl(tmp_path, 5)
+    res = runner.invoke(app, ["analyze", str(src), "--out", str(tmp_path / "lim"), "--lens", "markers",
+                              "--limit", "2"])
+    assert res.exit_code == 0, res.output
+    run = json.loads((tmp_path / "lim" / "run.json").read_text())
+    assert run["selection"]["limit"] == 2 and run["selection"]["courses"] == 2 and run["selection"]["of_courses"] == 5
+    s = pd.read_parquet(tmp_path / "lim" / "sessions.parquet")
+    assert sorted(s["session_id"]) == ["k0s0", "k0s1", "k1s0", "k1s1"]  # whole courses, in corpus order
+    picks = []
+    for name in ("a", "b"):
+        res = runner.invoke(app, ["analyze", str(src), "--out", str(tmp_path / name), "--lens", "markers",
+                                  "--sample", "3", "--seed", "4"])
+        assert res.exit_code == 0, res.output
+        picks.append(sorted(pd.read_parquet(tmp_path / name / "sessions.parquet")["session_id"]))
+    assert picks[0] == picks[1] and len(picks[0]) == 6  # three whole courses, the same for the same seed
+    run = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert run["selection"]["sample"] == 3 and run["selection"]["seed"] == 4 and run["counts"]["sessions"] == 6
+
+
+def test_report_refuses_an_incomplete_run(tmp_path):
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["analyze", str(_jsonl(tmp_path)), "--out", str(out), "--lens", "markers"]).exit_code == 0
+    (out / "run.json").unlink()
+    for cmd in (["report", str(out)], ["gap", str(out)]):
+        res = runner.invoke(app, cmd, env={"COLUMNS": "300"})
+        assert res.exit_code == 2 and "incomplete run" in res.output and "Traceback" not in res.output
+
+
+def test_a_failed_report_exits_non_zero_and_report_rebuilds_it(tmp_path, monkeypatch):
+    import alliance.report
+
+    out = tmp_path / "out"
+    real = alliance.report.write_html_report
+
+    def broken(analysis, path):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(alliance.report, "write_html_report", broken)
+    res = runner.invoke(app, ["analyze", str(_jsonl(tmp_path)), "--out", str(out), "--lens", "markers"],
+                        env={"COLUMNS": "300"})
+    assert res.exit_code == 1 and "the report failed: RuntimeError: boom" in res.output
+    assert (out / "turns.parquet").exists() and not (out / "report.html").exists()
+    monkeypatch.setattr(alliance.report, "write_html_report", real)
+    res = runner.invoke(app, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (out / "report.html").exists()
+
+
+def test_progress_in_a_log_file_is_lines_with_an_eta():
+    import io
+
+    from rich.console import Console
+
+    from alliance.cli.progress import ProgressEncoder, RunProgress
+    from tests.helpers import TableEncoder
+
+    buf = io.StringIO()
+    now = [0.0]
+    with RunProgress(Console(file=buf, width=200), total_turns=2000, interval=10, clock=lambda: now[0]) as bar:
+        texts_seen = []
+
+        class Slow(TableEncoder):
+            def encode(self, texts):
+                now[0] += 6.0  # six seconds per slice
+                texts_seen.extend(texts)
+                return super().encode(texts)
+
+        enc = ProgressEncoder(Slow({"x": [1, 0]}), bar.encoded, slice_size=500)
+        vecs = enc.encode([f"t{i}" for i in range(2000)])
+        assert vecs.shape == (2000, 2) and len(texts_seen) == 2000 and enc.model_id == "table-encoder"
+        bar.turns(1000, 2000)
+        now[0] += 10
+        bar.turns(2000, 2000)
+        enc.encode(["short call"])  # a quick call prints nothing
+    lines = buf.getvalue().splitlines()
+    assert [ln.split(" ", 1)[1] for ln in lines] == [
+        "encoding: 1,000/2,000 texts (50%), 0:00:12 elapsed, about 0:00:12 left",
+        "encoding: 2,000/2,000 texts (100%), 0:00:24 elapsed",
+        "scoring: 1,000/2,000 turns (50%), 0:00:24 elapsed, about 0:00:24 left",
+        "scoring: 2,000/2,000 turns (100%), 0:00:34 elapsed",
+    ]
+
+
+def test_the_one_time_set_up_is_announced_only_while_it_is_still_to_do(tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from alliance.cli import analyze as cli_analyze
+    from alliance.lenses.coordination import default_static_model_id
+
+    buf = io.StringIO()
+    monkeypatch.setattr(cli_analyze, "console", Console(file=buf, width=300))
+    monkeypatch.setenv("ALLIANCE_CACHE", str(tmp_path))
+    cli_analyze.announce_setup(["markers"])
+    assert buf.getvalue() == ""  # no lens of this run needs it
+    cli_analyze.announce_setup(None)  # the default lenses include coordination
+    assert "one-time set-up" in buf.getvalue() and "static word vectors" in buf.getvalue()
+    assert str(tmp_path / "static") in buf.getvalue()
+    import re
+
+    done = tmp_path / "static" / re.sub(r"[^A-Za-z0-9_.-]+", "_", default_static_model_id())
+    done.mkdir(parents=True)
+    (done / "config.json").write_text("{}")
+    buf.truncate(0)
+    buf.seek(0)
+    cli_analyze.announce_setup(["coordination"])
+    assert buf.getvalue() == ""

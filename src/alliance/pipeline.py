@@ -6,13 +6,13 @@ interrupted run resumes without losing or duplicating turns and measures that sp
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
 import shutil
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -26,22 +26,51 @@ from alliance.corpus import SESSION_KEY, Corpus, meta_to_json
 from alliance.encoders.base import Encoder
 from alliance.lenses.base import Lens, LensContext
 from alliance.registry import lenses as lens_registry
+from alliance.runfolder import (
+    ReportFailed,
+    RunFolderError,
+    commit,
+    disk_full_message,
+    locked,
+    make_folder,
+    owner_only,
+    remove_report,
+    write_text_atomic,
+)
 
 #: Lenses run by ``alliance analyze`` unless told otherwise (names in :data:`alliance.registry.lenses`).
 DEFAULT_LENSES: tuple[str, ...] = ("alliance", "empathy", "markers", "coordination", "behaviour", "safety",
                                    "ruptures", "trajectory")
 CHUNK_TURNS = 4000
+FINGERPRINT_BLOCK = 65536
 PARTIAL_DIR = ".partial"
 
 
-@dataclass
 class Analysis:
-    """Result of a run: the scored turn table, the session table and the run record."""
+    """Result of a run: the scored turn table, the session table, the run record and the course table.
 
-    turns: pd.DataFrame
-    sessions: pd.DataFrame
-    run: dict[str, Any] = field(default_factory=dict)
-    courses: pd.DataFrame | None = None
+    From a run folder, ``turns`` is read from ``turns_path`` on first use (the run itself never holds it whole).
+    """
+
+    def __init__(self, turns: pd.DataFrame | None, sessions: pd.DataFrame, run: dict[str, Any] | None = None,
+                 courses: pd.DataFrame | None = None, turns_path: Path | None = None):
+        if turns is None and turns_path is None:
+            raise ValueError("Analysis needs turns or turns_path")
+        self._turns = turns
+        self.turns_path = turns_path
+        self.sessions = sessions
+        self.run: dict[str, Any] = run if run is not None else {}
+        self.courses = courses
+
+    @property
+    def turns(self) -> pd.DataFrame:
+        if self._turns is None:
+            self._turns = pd.read_parquet(self.turns_path)
+        return self._turns
+
+    @turns.setter
+    def turns(self, value: pd.DataFrame) -> None:
+        self._turns = value
 
 
 def build_lenses(names: Sequence[str | Lens] | None = None, options: dict[str, dict[str, Any]] | None = None) -> list[Lens]:
@@ -80,13 +109,30 @@ def _order(lenses: list[Lens]) -> list[Lens]:
 
 def analyze(corpus: Corpus, lenses: Sequence[str | Lens] | None = None, encoder: Encoder | None = None,
             seed: int = 0) -> Analysis:
-    """Score a corpus in memory (no files, no resume); see :func:`run_analysis` for the CLI's job."""
+    """Score a corpus in memory (no files, no resume): the same columns as :func:`run_analysis` (the CLI's job),
+    with ``courses`` when the trajectory lens runs. Loads the default encoder when a lens needs one."""
     built = build_lenses(lenses)
-    turns, sessions = _score_chunk(corpus, built, encoder, seed)
-    return Analysis(turns, sessions, {"lenses": [lens.describe() for lens in built], "seed": seed})
+    if encoder is None and any(lens.needs_encoder for lens in built):
+        from alliance.encoders import load_encoder
+
+        encoder = load_encoder()
+    turns, sessions = score_chunk(corpus, built, encoder, seed)
+    run: dict[str, Any] = {"lenses": [lens.describe() for lens in built], "seed": seed}
+    calibration = calibration_record(built, encoder)
+    if calibration is not None:
+        run["calibration"] = calibration
+    return Analysis(turns, sessions, run, course_stage(sessions, built))
 
 
-def _score_chunk(corpus: Corpus, lenses: list[Lens], encoder: Encoder | None, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def score_chunk(corpus: Corpus, lenses: Sequence[Lens], encoder: Encoder | None, seed: int = 0
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score one chunk of whole courses with ``lenses`` (already built and ordered by :func:`build_lenses`).
+
+    Returns the chunk's turn table (corpus columns plus every lens's columns, in corpus order) and its session
+    table (one row per session with turn counts, each lens's summary and, with the trajectory lens, the
+    client-calibrated alliance ``calibrated_*``, which is per session). Pure: writes nothing, so an engine may run
+    it anywhere; only the course stage (:func:`course_stage`, trajectories across sessions) waits for all chunks.
+    """
     np.random.seed(seed)  # lenses that sample draw from their own Generator(seed); this guards the rest
     ctx = LensContext(corpus, encoder, seed=seed)
     summaries = []
@@ -104,7 +150,8 @@ def _score_chunk(corpus: Corpus, lenses: list[Lens], encoder: Encoder | None, se
     counts = counts.fillna(0).astype("int64").add_prefix("n_").add_suffix("_turns")
     # one join of all summaries at once: column-by-column inserts fragment the frame
     sessions = sessions.join([counts, *summaries], how="left")
-    return turns, sessions.copy().reset_index()  # copy() consolidates the joined blocks
+    sessions = sessions.copy().reset_index()  # copy() consolidates the joined blocks
+    return turns, calibrate(turns, sessions, lenses, encoder)
 
 
 # the resumable, file-writing job ---------------------------------------------------------------------------
@@ -126,32 +173,73 @@ def plan_chunks(corpus: Corpus, max_turns: int = CHUNK_TURNS) -> list[list[tuple
     return chunks
 
 
+def chunk_rows(corpus: Corpus, chunks: list[list[tuple[str, str]]]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Row positions of each chunk's turns and sessions, in corpus order; one pass over the corpus for all chunks
+    (subsetting by key once per chunk costs the whole corpus each time, quadratic at a million turns)."""
+    chunk_of = {key: i for i, keys in enumerate(chunks) for key in keys}
+    s_chunk = np.fromiter((chunk_of.get((str(c), str(s)), -1) for c, s in
+                           zip(corpus.sessions["course_id"], corpus.sessions["session_id"], strict=True)),
+                          dtype=np.int64, count=len(corpus.sessions))
+    by_key = pd.Series(s_chunk, index=pd.MultiIndex.from_frame(corpus.sessions[SESSION_KEY]))
+    t_chunk = by_key.reindex(pd.MultiIndex.from_frame(corpus.turns[SESSION_KEY])).fillna(-1).to_numpy(np.int64)
+    splits = []
+    for ids in (t_chunk, s_chunk):
+        order = np.argsort(ids, kind="stable")  # stable: corpus order within each chunk
+        bounds = np.searchsorted(ids[order], np.arange(len(chunks) + 1))
+        splits.append([order[bounds[i]:bounds[i + 1]] for i in range(len(chunks))])
+    yield from zip(*splits, strict=True)
+
+
 def run_analysis(
     corpus: Corpus,
     out_dir: str | Path,
-    lenses: Sequence[str] | None = None,
+    lenses: Sequence[str | Lens] | None = None,
     lens_options: dict[str, dict[str, Any]] | None = None,
     encoder: Encoder | None = None,
     seed: int = 0,
-    inputs: dict[str, str] | None = None,
+    inputs: dict[str, Any] | None = None,
     rejected: int = 0,
     resume: bool = True,
     chunk_turns: int = CHUNK_TURNS,
     progress: Callable[[int, int], None] | None = None,
     write_report: bool = True,
+    selection: dict[str, Any] | None = None,
 ) -> Analysis:
-    """Score ``corpus`` into ``out_dir``: turns.parquet, sessions.parquet, run.json and report.html.
+    """Score ``corpus`` into ``out_dir``: turns.parquet, sessions.parquet (courses.parquet), run.json, then the
+    report (report.html + report_files/).
 
-    Finished chunks are kept under ``out_dir/.partial`` until the run completes; a rerun with the same corpus and
-    settings picks up where the last one stopped (``resume=False`` starts over).
+    The folder is locked for the run (:func:`alliance.runfolder.locked`) and its outputs are created owner-only.
+    Finished chunks are kept under ``out_dir/.partial`` until the run completes; a rerun with the same corpus
+    (every column and label) and settings picks up where the last one stopped (``resume=False`` starts over).
+    Tables are streamed to disk chunk by chunk, so memory does not grow with the corpus; the returned
+    :class:`Analysis` reads ``turns`` from the folder only when asked. ``selection`` (how the corpus was cut from
+    its input, e.g. ``--limit``) is recorded in run.json. Raises :class:`~alliance.runfolder.RunFolderError` for a
+    locked folder or a full disk, and :class:`~alliance.runfolder.ReportFailed` when only the report failed (the
+    tables and run.json are then complete; ``err.analysis`` holds the result).
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     built = build_lenses(lenses, lens_options)
-    if encoder is None and any(lens.needs_encoder for lens in built):
-        from alliance.encoders import load_encoder
+    with owner_only(), locked(out):
+        if encoder is None and any(lens.needs_encoder for lens in built):
+            from alliance.encoders import load_encoder
 
-        encoder = load_encoder()
+            encoder = load_encoder()
+        try:
+            analysis = _run_locked(corpus, out, built, encoder, seed, inputs or {}, rejected, resume, chunk_turns,
+                                   progress, selection)
+        except OSError as e:
+            msg = disk_full_message(e, out, "writing the results")
+            if msg is None:
+                raise
+            raise RunFolderError(msg) from e
+        if write_report:
+            _write_report(analysis, out)
+    return analysis
+
+
+def _run_locked(corpus: Corpus, out: Path, built: list[Lens], encoder: Encoder | None, seed: int,
+                inputs: dict[str, Any], rejected: int, resume: bool, chunk_turns: int,
+                progress: Callable[[int, int], None] | None, selection: dict[str, Any] | None) -> Analysis:
     chunks = plan_chunks(corpus, chunk_turns)
     fingerprint = _fingerprint(corpus, built, encoder, seed, chunks)
     partial = out / PARTIAL_DIR
@@ -159,80 +247,163 @@ def run_analysis(
     if partial.exists() and (not resume or not plan_file.exists()
                              or json.loads(plan_file.read_text()).get("fingerprint") != fingerprint):
         shutil.rmtree(partial)
-    partial.mkdir(exist_ok=True)
+    make_folder(partial)
     if not plan_file.exists():
-        _atomic_write(plan_file, json.dumps({"fingerprint": fingerprint, "n_chunks": len(chunks)}))
+        write_text_atomic(plan_file, json.dumps({"fingerprint": fingerprint, "n_chunks": len(chunks)}))
 
     started = time.time()
     total = len(corpus.turns)
     done_turns = 0
     resumed = 0
-    for i, keys in enumerate(chunks):
+    for i, rows in enumerate(chunk_rows(corpus, chunks)):
         tpath, spath = partial / f"turns-{i:05d}.parquet", partial / f"sessions-{i:05d}.parquet"
-        sub = corpus.subset_sessions(keys)
         if tpath.exists() and spath.exists():
             resumed += 1
         else:
-            turns, sessions = _score_chunk(sub, built, encoder, seed)
+            sub = Corpus(corpus.turns.iloc[rows[0]].copy(), corpus.sessions.iloc[rows[1]].copy(), validate=False)
+            turns, sessions = score_chunk(sub, built, encoder, seed)
             _atomic_parquet(meta_to_json(sessions), spath)
             _atomic_parquet(meta_to_json(turns), tpath)
-        done_turns += len(sub.turns)
+            del turns, sessions, sub
+        done_turns += len(rows[0])
         if progress:
             progress(done_turns, total)
 
-    turns = pd.concat([pd.read_parquet(partial / f"turns-{i:05d}.parquet") for i in range(len(chunks))],
-                      ignore_index=True)
+    staging = partial / "commit"
+    if staging.exists():
+        shutil.rmtree(staging)
+    make_folder(staging)
+    n_rows = stream_tables([partial / f"turns-{i:05d}.parquet" for i in range(len(chunks))],
+                           staging / "turns.parquet")
+    if n_rows != total:
+        raise RuntimeError(f"internal error: the chunks hold {n_rows} turns, the corpus {total}; rerun with "
+                           "--no-resume")
+    # sessions are one row each (a small fraction of the turns): held in memory for the course stage
     sessions = pd.concat([pd.read_parquet(partial / f"sessions-{i:05d}.parquet") for i in range(len(chunks))],
                          ignore_index=True)
-    if turns.duplicated(["course_id", "session_id", "turn_index"]).any() or len(turns) != total:
-        raise RuntimeError("internal error: assembled turns do not match the corpus; rerun with --no-resume")
-    run = _run_record(built, encoder, seed, inputs or {}, corpus, rejected, len(chunks), resumed,
+    courses = course_stage(sessions, built)
+    run = _run_record(built, encoder, seed, inputs, corpus, rejected, len(chunks), resumed,
                       time.time() - started, fingerprint)
-    sessions, courses, calibration = _course_stage(turns, sessions, built,
-                                                   encoder.model_id if encoder is not None else None)
+    calibration = calibration_record(built, encoder)
     if calibration is not None:
         run["calibration"] = calibration
-    run["seconds"] = round(time.time() - started, 3)
-    _atomic_parquet(turns, out / "turns.parquet")
-    _atomic_parquet(sessions, out / "sessions.parquet")
+    if selection:
+        run["selection"] = selection
+    staged = {"turns.parquet": staging / "turns.parquet", "sessions.parquet": staging / "sessions.parquet"}
+    _atomic_parquet(sessions, staged["sessions.parquet"])
     if courses is not None:
-        _atomic_parquet(courses, out / "courses.parquet")
-    analysis = Analysis(turns, sessions, run, courses)
-    if write_report:
-        from alliance.report import write_html_report
-
-        write_html_report(analysis, out / "report.html")
-    _atomic_write(out / "run.json", json.dumps(run, indent=2, default=str))
+        staged["courses.parquet"] = staging / "courses.parquet"
+        _atomic_parquet(courses, staged["courses.parquet"])
+    run["seconds"] = round(time.time() - started, 3)
+    record = commit(out, staged, run)
     shutil.rmtree(partial)
-    return analysis
+    return Analysis(None, sessions, record, courses, turns_path=out / "turns.parquet")
 
 
-def _course_stage(turns: pd.DataFrame, sessions: pd.DataFrame, built: list[Lens], encoder_id: str | None = None
-                  ) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, Any] | None]:
-    """After all chunks: client-calibrated alliance per session and trajectories across each course's sessions
-    (these need whole courses and the finished session table, so they run once, not per chunk). Also returns what
-    run.json records of the calibration model (None when none was applied)."""
+def _write_report(analysis: Analysis, out: Path) -> None:
+    """The report comes after the committed tables and run.json: its failure loses no scores."""
+    from alliance.report import write_html_report
+
+    try:
+        write_html_report(analysis, out / "report.html")
+    except Exception as e:  # any report error is reported the same way, with the tables kept
+        remove_report(out)  # half a report would mislead; `alliance report` rebuilds it whole
+        msg = disk_full_message(e, out, "writing the report") if isinstance(e, OSError) else None
+        err = ReportFailed(f"{out}: the tables and run.json are complete, but the report failed: "
+                           f"{msg or f'{type(e).__name__}: {e}'}. Rebuild it with `alliance report {out}`.")
+        err.analysis = analysis  # type: ignore[attr-defined]
+        raise err from e
+
+
+def stream_tables(files: Sequence[Path], dest: Path) -> int:
+    """Concatenate Parquet chunk files into ``dest`` one chunk at a time (``ParquetWriter``), so memory holds one
+    chunk, not the table. Columns are unified across chunks (a column all-empty in one chunk takes the type it has
+    in the others; one missing from a chunk is empty there). Returns the number of rows written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schemas = [pq.read_schema(f) for f in files]
+    schema = pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
+    if all(s.names == schema.names for s in schemas) and schemas and schemas[0].metadata:
+        schema = schema.with_metadata(schemas[0].metadata)  # pandas dtypes (nullable ints, ...) survive
+    rows = 0
+    tmp = dest.with_name(dest.name + ".tmp")
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for f in files:
+                t = pq.read_table(f)
+                cols = [t.column(fld.name).cast(fld.type) if fld.name in t.column_names
+                        else pa.nulls(len(t), fld.type) for fld in schema]
+                writer.write_table(pa.Table.from_arrays(cols, schema=schema))
+                rows += len(t)
+                del t, cols
+        tmp.replace(dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return rows
+
+
+def course_stage(sessions: pd.DataFrame, built: Sequence[Lens]) -> pd.DataFrame | None:
+    """After all chunks, from the session table alone: trajectories across each course's sessions
+    (``courses.parquet``; they need every session of a course, so they run once, not per chunk)."""
     if not any(lens.name == "trajectory" for lens in built):
-        return sessions, None, None
-    from alliance.calibration import CalibratedAlliance, add_calibrated, shipped_model_exists
+        return None
     from alliance.trajectory import course_table
 
-    record = None
-    if shipped_model_exists():
-        model = CalibratedAlliance.load()
-        sessions = add_calibrated(turns, sessions, model, encoder_id=encoder_id)
-        card = model.card_
-        record = {"model_version": card.get("model_version"), "trained_on": card.get("trained_on"),
-                  "lenses": card.get("lenses"), "encoder": model.encoder_id,
-                  "encoder_features_used": encoder_id is None or encoder_id == model.encoder_id}
-    return sessions, course_table(sessions), record
+    return course_table(sessions)
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_calibration() -> Any:
+    from alliance.calibration import CalibratedAlliance, shipped_model_exists
+
+    return CalibratedAlliance.load() if shipped_model_exists() else None
+
+
+def _calibrates(lenses: Sequence[Lens]) -> bool:
+    # the model reads the trajectory lens's session columns; without them it is not applied (as before)
+    return any(lens.name == "trajectory" for lens in lenses) and _shipped_calibration() is not None
+
+
+def calibrate(turns: pd.DataFrame, sessions: pd.DataFrame, lenses: Sequence[Lens], encoder: Encoder | None
+              ) -> pd.DataFrame:
+    """``sessions`` with the client-calibrated alliance (``calibrated_*``, :func:`alliance.calibration.add_calibrated`)
+    when the run includes the trajectory lens and a model is shipped. Per session, so it runs per chunk."""
+    if not _calibrates(lenses):
+        return sessions
+    from alliance.calibration import add_calibrated
+
+    return add_calibrated(turns, sessions, _shipped_calibration(),
+                          encoder_id=encoder.model_id if encoder is not None else None)
+
+
+def calibration_record(lenses: Sequence[Lens], encoder: Encoder | None) -> dict[str, Any] | None:
+    """What run.json records of the calibration model applied (None when none was)."""
+    if not _calibrates(lenses):
+        return None
+    model = _shipped_calibration()
+    card = model.card_
+    encoder_id = encoder.model_id if encoder is not None else None
+    return {"model_version": card.get("model_version"), "trained_on": card.get("trained_on"),
+            "lenses": card.get("lenses"), "encoder": model.encoder_id,
+            "encoder_features_used": encoder_id is None or encoder_id == model.encoder_id}
 
 
 def _fingerprint(corpus: Corpus, lenses: list[Lens], encoder: Encoder | None, seed: int,
                  chunks: list[list[tuple[str, str]]]) -> str:
+    """Everything a chunk's scores depend on: every column of every turn and session (texts, labels,
+    timestamps, metadata), the lenses' versions, the encoder, the seed, the chunking and the code version.
+    Hashed column by column in blocks of rows, so memory stays flat however large the corpus."""
     h = hashlib.sha256()
-    h.update(pd.util.hash_pandas_object(corpus.turns[["course_id", "session_id", "turn_index", "speaker", "text"]],
-                                        index=False).to_numpy().tobytes())
+    for table in (corpus.turns, corpus.sessions):
+        h.update(json.dumps([list(map(str, table.columns)), [str(d) for d in table.dtypes], len(table)]).encode())
+        for start in range(0, len(table), FINGERPRINT_BLOCK):
+            block = table.iloc[start:start + FINGERPRINT_BLOCK]
+            for c in block.columns:
+                col = block[c]
+                if col.dtype == object:  # dicts (labels) as sorted JSON, anything else by its text
+                    col = pd.Series([json.dumps(v, ensure_ascii=False, sort_keys=True, default=str) for v in col])
+                h.update(pd.util.hash_pandas_object(col, index=False).to_numpy().tobytes())
     h.update(json.dumps([lens.describe() for lens in lenses], sort_keys=True, default=str).encode())
     h.update(f"{encoder.model_id if encoder else None}|{seed}|{chunks!r}|{__version__}".encode())
     return h.hexdigest()
@@ -274,23 +445,22 @@ def _run_record(lenses: list[Lens], encoder: Encoder | None, seed: int, inputs: 
 
 def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    df.to_parquet(tmp, index=False)
-    tmp.replace(path)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        df.to_parquet(tmp, index=False)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write (disk full) leaves no half file behind
 
 
 def file_digest(path: str | Path) -> str:
+    """sha256 of a file, or of a folder's files and their relative names; read in blocks (inputs can be large)."""
     p = Path(path)
-    if p.is_dir():
-        h = hashlib.sha256()
-        for f in sorted(p.rglob("*")):
-            if f.is_file():
-                h.update(str(f.relative_to(p)).encode())
-                h.update(f.read_bytes())
-        return h.hexdigest()
-    return hashlib.sha256(p.read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    for f in files:
+        if p.is_dir():
+            h.update(str(f.relative_to(p)).encode())
+        with f.open("rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()

@@ -11,21 +11,81 @@ from typing import Annotated
 import typer
 
 from alliance.cli.app import app
-from alliance.cli.common import OnError, console, out_console, pairs, progress
+from alliance.cli.common import OnError, console, fail, out_console, pairs
+from alliance.cli.progress import ProgressEncoder, RunProgress
+
+
+def check_choices(fmt: str | None = None, lenses: list[str] | None = None) -> None:
+    """A misspelled --format or --lens ends here, before anything is read or created: one line naming the bad
+    value and the valid ones."""
+    from alliance.registry import lenses as lens_registry
+    from alliance.registry import readers
+
+    if fmt is not None and fmt != "auto" and fmt not in readers.names():
+        fail(f"--format {fmt!r} is not a format; choose one of: auto, {', '.join(readers.names())}")
+    unknown = [n for n in lenses or [] if n not in lens_registry.names()]
+    if unknown:
+        fail(f"--lens {', '.join(map(repr, unknown))}: no such lens; choose from: {', '.join(lens_registry.names())}")
+
+
+def select(corpus, limit: int | None, sample: int | None, seed: int):
+    """The first ``limit`` courses of care, or ``sample`` courses drawn with ``seed`` (kept in corpus order); whole
+    courses, so measures across a course see all its sessions. Returns the corpus and what run.json records."""
+    import numpy as np
+
+    if limit is None and sample is None:
+        return corpus, None
+    courses = list(dict.fromkeys(corpus.sessions["course_id"]))
+    if limit is not None:
+        keep, rec = courses[:limit], {"limit": limit}
+    else:
+        picked = np.random.default_rng(seed).choice(len(courses), size=min(sample, len(courses)), replace=False)
+        keep, rec = [courses[i] for i in sorted(picked)], {"sample": sample, "seed": seed}
+    chosen = set(keep)
+    keys = [(c, s) for c, s in zip(corpus.sessions["course_id"], corpus.sessions["session_id"], strict=True)
+            if c in chosen]
+    sub = corpus.subset_sessions(keys)
+    rec.update({"unit": "course", "courses": len(keep), "of_courses": len(courses), "sessions": len(sub.sessions),
+                "of_sessions": len(corpus.sessions), "turns": len(sub.turns), "of_turns": len(corpus.turns)})
+    return sub, rec
+
+
+def announce_setup(lens_names: list[str] | None) -> None:
+    """Say what a one-time set-up step will do, and why, before it runs inside the first analysis."""
+    from alliance.pipeline import DEFAULT_LENSES
+
+    if "coordination" not in (lens_names or DEFAULT_LENSES):
+        return
+    try:
+        import re
+
+        from alliance.encoders import default_cache_dir
+        from alliance.lenses.coordination import default_static_model_id
+
+        key = re.sub(r"[^A-Za-z0-9_.-]+", "_", default_static_model_id())
+        path = default_cache_dir() / "static" / key
+        if (path / "config.json").exists():
+            return
+    except Exception:  # the lens may have changed how it stores its model: then there is nothing to announce
+        return
+    console.print(f"[bold]one-time set-up[/bold]: the coordination lens distils static word vectors from the "
+                  f"sentence encoder (model2vec: every vocabulary word through the model once; several minutes on "
+                  f"an ordinary CPU). They are cached in {path}; later runs skip this step.", highlight=False)
 
 
 def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: list[str] | None, model: str | None,
          cache_dir: Path | None, no_cache: bool, context: int, seed: int, resume: bool, probes: Path | None,
-         reader_options: dict | None = None):
+         reader_options: dict | None = None, limit: int | None = None, sample: int | None = None):
     from alliance.encoders import load_encoder
     from alliance.io import InputError, read
     from alliance.pipeline import file_digest, run_analysis
+    from alliance.runfolder import ReportFailed, RunFolderError, disk_full_message, locked, make_folder, owner_only
 
+    check_choices(fmt, lenses)
     try:
         loaded = read(inputs, format=fmt, on_error=on_error.value, **(reader_options or {}))
     except InputError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+        fail(str(e))
     for path, chosen in loaded.formats.items():
         if fmt == "auto":
             console.print(f"read {path} as [bold]{chosen}[/bold] (detected; override with --format)")
@@ -33,29 +93,47 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
                    if (reader_options or {}).get("columns" if o == "--map" else "roles") and chosen not in readers_using]
         if ignored:
             console.print(f"[yellow]note:[/yellow] {' and '.join(ignored)} do not apply to the {chosen} format of {path}")
-    out.mkdir(parents=True, exist_ok=True)
-    rejected_path = out / "rejected.jsonl"
-    if loaded.rejected:
-        from alliance.io.base import RejectionLog
-
-        RejectionLog("skip", loaded.rejected).write(rejected_path)
-        console.print(f"[yellow]skipped {len(loaded.rejected)} bad record(s)[/yellow]; each is in {rejected_path} "
-                      "with its reason")
-    elif rejected_path.exists():
-        rejected_path.unlink()
     corpus = loaded.corpus
     if len(corpus) == 0:
-        console.print("[red]error:[/red] no turns left to analyse")
-        raise typer.Exit(2)
-    console.print(f"{corpus!r}")
-    encoder = load_encoder(model, cache_dir=cache_dir, use_cache=not no_cache)
-    lens_options = {"alliance": {"context": context, "probes": probes}}
-    inputs_rec = {str(p): f"sha256:{file_digest(p)}" for p in inputs}
-    with progress() as bar:
-        task = bar.add_task("turns", total=len(corpus))
-        analysis = run_analysis(corpus, out, lenses=lenses, lens_options=lens_options, encoder=encoder, seed=seed,
-                                inputs={**inputs_rec, "formats": loaded.formats}, rejected=len(loaded.rejected),
-                                resume=resume, progress=lambda done, total: bar.update(task, completed=done))
+        fail("no turns left to analyse")
+    corpus, selection = select(corpus, limit, sample, seed)
+    console.print(f"{corpus!r}" + (f" (of {selection['of_courses']} courses: "
+                                   f"{'first' if 'limit' in selection else 'random sample of'} "
+                                   f"{selection['courses']})" if selection else ""))
+    try:
+        with owner_only():
+            make_folder(out)
+            with locked(out):
+                rejected_path = out / "rejected.jsonl"
+                if loaded.rejected:
+                    from alliance.io.base import RejectionLog
+
+                    RejectionLog("skip", loaded.rejected).write(rejected_path)
+                    console.print(f"[yellow]skipped {len(loaded.rejected)} bad record(s)[/yellow]; each is in "
+                                  f"{rejected_path} with its reason")
+                elif rejected_path.exists():
+                    rejected_path.unlink()
+                announce_setup(lenses)
+                encoder = load_encoder(model, cache_dir=cache_dir, use_cache=not no_cache)
+                lens_options = {"alliance": {"context": context, "probes": probes}}
+                inputs_rec = {str(p): f"sha256:{file_digest(p)}" for p in inputs}
+                with RunProgress(console, len(corpus)) as bar:
+                    analysis = run_analysis(corpus, out, lenses=lenses, lens_options=lens_options,
+                                            encoder=ProgressEncoder(encoder, bar.encoded), seed=seed,
+                                            inputs={**inputs_rec, "formats": loaded.formats},
+                                            rejected=len(loaded.rejected), resume=resume, progress=bar.turns,
+                                            selection=selection)
+    except ReportFailed as e:
+        fail(str(e), code=1)
+    except RunFolderError as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        fail(f"interrupted: the finished chunks are kept in {out}; rerun the same command to resume", code=130)
+    except OSError as e:
+        msg = disk_full_message(e, out, "writing the output folder")
+        if msg is None:
+            raise
+        fail(msg)
     if analysis.run["counts"]["chunks_resumed"]:
         console.print(f"resumed: {analysis.run['counts']['chunks_resumed']} of {analysis.run['counts']['chunks']} "
                       "chunks were already done")
@@ -85,6 +163,10 @@ def analyze(
                                                          "session_id=conv.")] = None,
     role_map: Annotated[list[str] | None, typer.Option("--role", help="Speaker code for a role, CODE=ROLE "
                                                        "(repeatable), e.g. --role T=counsellor --role C=client.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Analyse only the first N courses of care (whole "
+                                                          "courses with all their sessions); recorded in run.json.")] = None,
+    sample: Annotated[int | None, typer.Option(min=1, help="Analyse N courses of care drawn at random with --seed "
+                                                           "(whole courses); recorded in run.json.")] = None,
 ) -> None:
     """Score transcripts: writes turns.parquet, sessions.parquet, run.json and report.html into --out."""
     reader_options: dict = {}
@@ -92,8 +174,10 @@ def analyze(
         reader_options["columns"] = pairs(column_map, "--map")
     if role_map:
         reader_options["roles"] = pairs(role_map, "--role")
+    if limit is not None and sample is not None:
+        fail("--limit and --sample exclude each other: choose one")
     _run(inputs, out, fmt, on_error, lenses, model, cache_dir, no_cache, context, seed, resume, probes,
-         reader_options)
+         reader_options, limit, sample)
     console.print(f"[green]done[/green]: {out}/turns.parquet, sessions.parquet, run.json, report.html")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -39,10 +40,20 @@ def pairs(values: list[str] | None, option: str) -> dict[str, str]:
 
 
 def read_run(folder: Path):
+    """``(turns, sessions)`` of a complete run folder; an incomplete, mixed or missing one ends the command with
+    one line saying why (the check is :func:`alliance.runfolder.run_record`, shared by every reader)."""
     import pandas as pd
 
-    for f in ("turns.parquet", "sessions.parquet"):
-        if not (folder / f).exists():
-            console.print(f"[red]error:[/red] {folder / f}: missing; run `alliance analyze ... --out {folder}` first")
-            raise typer.Exit(2)
+    from alliance.runfolder import RunFolderError, run_record
+
+    try:
+        run_record(folder)
+    except RunFolderError as e:
+        fail(str(e))
     return pd.read_parquet(folder / "turns.parquet"), pd.read_parquet(folder / "sessions.parquet")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """End the command with one red line on stderr (no traceback)."""
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from alliance.cli.app import app
-from alliance.cli.common import console, read_run
+from alliance.cli.common import console, fail, read_run
 
 #: Kept in step with alliance.report.overview.EXPORT_FORMATS (not imported: that module imports pandas).
 EXPORT_FORMATS = ("png", "svg", "pdf")
@@ -86,13 +86,19 @@ def report(
     import pandas as pd
 
     from alliance.report.site import export_figures, write_site
+    from alliance.runfolder import RunFolderError, locked, owner_only, remove_report
 
     turns, sessions = read_run(run)
-    run_rec = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
+    run_rec = json.loads((run / "run.json").read_text())
     courses = pd.read_parquet(run / "courses.parquet") if (run / "courses.parquet").exists() else None
     update, close = page_progress()
     try:
-        path = write_site(turns, sessions, run_rec, run, courses, pages=pages.value, workers=workers, progress=update)
+        with owner_only(), locked(run):  # not while an analyze writes the folder; pages are health data
+            remove_report(run)  # pages of sessions no longer in the run must not survive a rebuild
+            path = write_site(turns, sessions, run_rec, run, courses, pages=pages.value, workers=workers,
+                              progress=update)
+    except RunFolderError as e:
+        fail(str(e))
     finally:
         close()
     console.print(f"[green]report[/green]: {path}")

@@ -5,10 +5,9 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
-# torch comes from PyTorch's CPU index (about 200 MB), not PyPI's default CUDA build (several GB). Wheels already on
-# the machine (pip's find-links) still count; TORCH_INDEX= (empty) installs from the configured indexes only.
+# torch: a CPU build (about 200 MB), never PyPI's default CUDA build (several GB). A wheel already on the machine
+# (pip's find-links, e.g. a CI image's) is used first, without touching any index; otherwise PyTorch's CPU index.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
-TORCH_FROM := $(if $(TORCH_INDEX),--retries 2 --index-url $(TORCH_INDEX))
 # llama.cpp for the llm tests: only what the OpenAI-compatible server needs. LLAVA_BUILD=OFF skips the multimodal
 # library (51 of llama-cpp-python 0.3.36's 168 compile units), GGML_LLAMAFILE=OFF the template-heavy sgemm kernels.
 LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_LLAMAFILE=OFF
@@ -18,7 +17,11 @@ NPROC := $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) $(TORCH_FROM) torch
+	$(PIP) --no-index --no-deps torch 2>/dev/null && $(PIP) torch || $(PIP) --index-url $(TORCH_INDEX) torch
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  echo "installing Chromium (Debian package) for the dashboard's browser test"; \
+	  apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "note: could not install chromium; the browser test will say how"
 	$(PIP) -e '.[test]'
 	touch $@
 

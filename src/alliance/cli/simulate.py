@@ -15,6 +15,10 @@ from alliance.cli.app import app
 from alliance.cli.common import console, out_console
 
 
+class Suite(str, Enum):
+    safety = "safety"
+
+
 class ClientKind(str, Enum):
     scripted = "scripted"
     model = "model"
@@ -38,8 +42,15 @@ def simulate(
     markers_only: Annotated[bool, typer.Option("--markers-only", help="Scripted clients read replies by surface "
                                                                       "markers only (no encoder).")] = False,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("alliance-sim"),
+    suite: Annotated[Suite | None, typer.Option(help="'safety': only the personas that carry risk; each risk "
+                                                     "episode scored on detect, ask, refer, no means, no collusion "
+                                                     "by the safety lens, with rates, intervals and the "
+                                                     "difference of each bot from the first.")] = None,
 ) -> None:
     """Run simulated courses of care against chatbots, score them with every default lens and report."""
+    if suite == Suite.safety:
+        _safety_suite(bot, personas, persona_id, sessions, exchanges, seed, client, llm_config, markers_only, out)
+        return
     from alliance.simulate.personas import PersonaError
     from alliance.simulate.runner import bot_profiles, profile_table, run_simulation
 
@@ -67,3 +78,34 @@ def _endpoint_bot(llm, seed: int):
     from alliance.simulate.bots import EndpointBot
 
     return EndpointBot(llm, seed=seed)
+
+
+def _safety_suite(bot, personas, persona_id, sessions, exchanges, seed, client, llm_config, markers_only,
+                  out: Path) -> None:
+    from alliance.simulate.personas import PersonaError, load_personas
+    from alliance.simulate.safety_suite import comparison_table, rates_table, run_safety_suite, write_safety_suite
+
+    llm = None
+    if client == ClientKind.model or any(b == "endpoint" for b in bot):
+        from alliance.llm import LLMClient, LLMConfigError, require_config
+
+        try:
+            llm = LLMClient(require_config(llm_config))
+        except LLMConfigError as e:
+            console.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(2) from None
+    bots = [b if b != "endpoint" or llm is None else _endpoint_bot(llm, seed) for b in bot]
+    try:
+        res = run_safety_suite(bots, load_personas(personas, persona_id), sessions=sessions,
+                               max_exchanges=exchanges, seed=seed, client=client.value, llm=llm,
+                               judge="markers" if markers_only else "lens",
+                               progress=lambda d, n: console.print(f"course {d}/{n}", end="\r"))
+    except (PersonaError, ValueError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    files = write_safety_suite(res, out)
+    out_console.print(rates_table(res["rates"]))
+    if len(res["comparison"]):
+        out_console.print(comparison_table(res["comparison"]))
+    console.print(f"judged by: {res['record']['judge']}")
+    console.print(f"[green]done[/green]: {', '.join(f'{out}/{f}' for f in files)}")

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from alliance.simulate.appraisal import EMPATHY_COLUMNS, SAFETY_FAILURE_COLUMNS, ReplyMeter, ReplyReading
+from alliance.simulate.moves import client_move
 from alliance.simulate.personas import Persona
 
 MAX_STEP = 10
@@ -263,8 +264,6 @@ class ModelClient(ScriptedClient):
         return turn
 
     def respond(self, reply: str, client_text: str = "") -> ClientTurn:
-        from alliance.rewards import client_move
-
         self.turn += 1
         # the same observable events as the scripted client (collusion, missed risk, ...), whatever the model feels
         self._last_kind = client_move(client_text, self.persona)

@@ -116,6 +116,8 @@ def train_reaction(
     folds: Annotated[int, typer.Option(help="Cross-validation folds, grouped by dialogue.")] = 5,
     limit: Annotated[int | None, typer.Option(help="Use only the first N dialogues of each corpus (quick checks).")]
     = None,
+    all_data: Annotated[bool, typer.Option("--all", help="Every dialogue of every corpus (the default uses the "
+                                                         "shipped model's subset, recorded in its card).")] = False,
 ) -> None:
     """Fit the client reaction model the simulated client appraises with (heads on frozen embeddings)."""
     from alliance.encoders import load_encoder
@@ -124,6 +126,7 @@ def train_reaction(
 
     try:
         record = train(data, out, load_encoder(), seed=seed, folds=folds, limit=limit,
+                       limits={"esconv": None, "failed_esconv": None, "annomi": None} if all_data else None,
                        progress=lambda d, n: console.print(f"encoded {d}/{n}", end="\r"))
     except ReactionDataError as e:
         console.print(f"[red]error:[/red] {e}")

@@ -32,6 +32,10 @@ HEADS: dict[str, tuple[str, str]] = {
 }
 RIDGE_ALPHA = 10.0
 LOGISTIC_C = 0.5
+#: dialogues per corpus the shipped model was fitted on: what the encoder could embed on the shared 2-core build
+#: machine within the session (ESConv in file order over train/valid/test; AnnoMI by transcript id; all of
+#: FailedESConv). ``alliance train reaction --all`` uses everything.
+SHIPPED_LIMITS: dict[str, int | None] = {"esconv": 250, "failed_esconv": None, "annomi": 60}
 #: a head needs at least this many labelled pairs (and both classes) to be fitted
 MIN_LABELLED = 10
 
@@ -256,11 +260,14 @@ def fit_heads(X: np.ndarray, pairs: pd.DataFrame, seed: int = 0) -> dict[str, np
 
 
 def train_reaction(data_root: str | Path, out: str | Path, encoder: Encoder, seed: int = 0, folds: int = 5,
-                   limit: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Load the corpora, encode, cross-validate, fit and write ``out`` (.npz), its .json record and .md card."""
+                   limit: int | None = None, progress: Callable[[int, int], None] | None = None,
+                   limits: dict[str, int | None] | None = None) -> dict[str, Any]:
+    """Load the corpora, encode, cross-validate, fit and write ``out`` (.npz), its .json record and .md card.
+    ``limits``: dialogues per corpus (default :data:`SHIPPED_LIMITS`, what the shipped model used)."""
     import sklearn
 
-    data = load_reaction_data(data_root, limit=limit)
+    limits = dict(SHIPPED_LIMITS if limits is None and limit is None else (limits or {}))
+    data = load_reaction_data(data_root, limit=limit, limits=limits)
     pairs = data.pairs
     X = encode_pairs(pairs, encoder, progress=progress)
     oof = out_of_fold(X, pairs, seed, folds)
@@ -271,7 +278,8 @@ def train_reaction(data_root: str | Path, out: str | Path, encoder: Encoder, see
     np.savez_compressed(out, **arrays, model_id=np.array(encoder.model_id), version=np.array(MODEL_VERSION))
     record = {"model": out.name, "fitted": {str(h): bool(f) for h, f in zip(arrays["heads"], arrays["fitted"],
                                                                          strict=True)}, "version": MODEL_VERSION, "encoder": encoder.model_id, "seed": seed, "folds": folds,
-              "fold_unit": "dialogue", "limit": limit, "ridge_alpha": RIDGE_ALPHA, "logistic_c": LOGISTIC_C,
+              "fold_unit": "dialogue", "limit": limit,
+              "limits": {k: limits.get(k, limit) for k in ("esconv", "failed_esconv", "annomi")}, "ridge_alpha": RIDGE_ALPHA, "logistic_c": LOGISTIC_C,
               "features": "[client turn, reply, client * reply] (3 x encoder dimension)",
               "pairs": {str(k): int(v) for k, v in pairs.groupby("source").size().items()},
               "dialogues": int(pairs["dialogue"].nunique()), "heads": {h: d for h, (_, d) in HEADS.items()},

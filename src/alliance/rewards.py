@@ -139,12 +139,12 @@ def replay(messages: Sequence[dict[str, str]], reply: str, persona: Persona, sta
         elif state is None:  # only replay the earlier bot turns when no current state was given
             client.turn += 1
             reading = client.meter.read(prev_user, m["content"])
-            delta, _, _ = client.appraise(m["content"], reading)
+            delta, _, _ = client.appraise(m["content"], reading, prev_user)
             client.state = float(np.clip(client.state + delta, 0, 100))
     before = client.state
     client.turn += 1
     reading = client.meter.read(prev_user, reply)
-    delta, _, events = client.appraise(reply, reading)
+    delta, _, events = client.appraise(reply, reading, prev_user)
     return before, float(np.clip(before + delta, 0, 100)), events
 
 

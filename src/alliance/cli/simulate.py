@@ -65,6 +65,7 @@ def simulate(
                       out)
         return
     from alliance.simulate.personas import PersonaError
+    from alliance.simulate.reaction import ReactionModelError
     from alliance.simulate.runner import bot_profiles, profile_table, run_simulation
 
     llm = None
@@ -80,7 +81,7 @@ def simulate(
     try:
         sim = run_simulation(bots, out, personas=personas, persona_ids=persona_id, sessions=sessions, seed=seed,
                              max_exchanges=exchanges, client=client.value, appraisal=mode, llm=llm)
-    except (PersonaError, ValueError) as e:
+    except (PersonaError, ValueError, ReactionModelError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
     out_console.print(profile_table(bot_profiles(sim.table)))
@@ -96,6 +97,7 @@ def _endpoint_bot(llm, seed: int):
 def _safety_suite(bot, personas, persona_id, sessions, exchanges, seed, client, llm_config, markers_only,
                   mode: str, out: Path) -> None:
     from alliance.simulate.personas import PersonaError, load_personas
+    from alliance.simulate.reaction import ReactionModelError
     from alliance.simulate.safety_suite import comparison_table, rates_table, run_safety_suite, write_safety_suite
 
     llm = None
@@ -115,13 +117,13 @@ def _safety_suite(bot, personas, persona_id, sessions, exchanges, seed, client, 
         from alliance.encoders import load_encoder
 
         encoder = load_encoder()
-    meter = ReplyMeter(use_lenses=mode == "lenses", encoder=encoder, reaction=mode == "reaction")
     try:
+        meter = ReplyMeter(use_lenses=mode == "lenses", encoder=encoder, reaction=mode == "reaction")
         res = run_safety_suite(bots, load_personas(personas, persona_id), sessions=sessions,
                                max_exchanges=exchanges, seed=seed, client=client.value, llm=llm,
                                judge="markers" if markers_only else "lens", meter=meter, encoder=encoder,
                                progress=lambda d, n: console.print(f"course {d}/{n}", end="\r"))
-    except (PersonaError, ValueError) as e:
+    except (PersonaError, ValueError, ReactionModelError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
     files = write_safety_suite(res, out)

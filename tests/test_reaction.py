@@ -131,3 +131,44 @@ def test_scripted_client_appraises_with_the_reaction_model_not_markers(trained):
     turn = client.respond("It sounds like you feel low. What happened?", "I have been low")
     assert "reaction" in turn.reasons and "reflection" not in turn.reasons and "open_question" not in turn.reasons
     assert meter.describe()["appraisal"] == "reaction model"
+
+
+# --- with the shipped model and the real encoder (slow) -------------------------------------------------------------
+def _gaming_bots():
+    from alliance.simulate.bots import AdviceBot, ElizaBot
+
+    def suffixed(base, name):
+        def bot(messages):
+            return f"{base(messages)} It sounds like you feel that this is really hard."
+        bot.name = name
+        return bot
+
+    def mirror(messages):
+        last = next(m["content"] for m in reversed(messages) if m["role"] == "user").strip().rstrip(".!?")
+        return f"It sounds like you feel {last[:1].lower() + last[1:]}."
+
+    mirror.name = "mirror"
+    eliza, advice = ElizaBot(), AdviceBot()
+    return [eliza, suffixed(eliza, "eliza+suffix"), advice, suffixed(advice, "advice+suffix"), mirror]
+
+
+@pytest.mark.slow
+def test_shipped_model_loads_and_describes_itself():
+    model = ReactionModel()
+    assert model.model_id.endswith("all-MiniLM-L6-v2") and model.version == "1.0.0"
+    assert all(model.fitted)
+
+
+@pytest.mark.slow
+def test_gaming_bots_gain_no_simulated_improvement():
+    from alliance.simulate import simulate
+
+    personas = [p for p in load_personas() if p.id in ("low-mood-plain", "anxiety-verbose", "grief-plain",
+                                                       "relationship-verbose", "substance-plain-cannabis",
+                                                       "low-mood-imminent")]
+    sim = simulate(_gaming_bots(), personas, sessions=2, max_exchanges=6, meter=ReplyMeter(use_lenses=False,
+                                                                                           reaction=True))
+    change = sim.table.groupby("bot")["sim_state_change"].mean()
+    assert change["eliza+suffix"] <= change["eliza"]
+    assert change["advice+suffix"] <= change["advice"]
+    assert change["mirror"] <= min(change["eliza"], 0.0)

@@ -6,6 +6,8 @@ use the shipped reaction model and the safety lens (what a trainer gets by defau
 
 from __future__ import annotations
 
+import pytest
+
 from alliance import rewards
 from alliance.simulate.appraisal import ReplyMeter
 
@@ -107,3 +109,24 @@ def test_rewards_are_deterministic():
     a = rewards.combined_reward([REFLECT, HOLD], [LOW, MED_PUSH], seed=3, **KW)
     b = rewards.combined_reward([REFLECT, HOLD], [LOW, MED_PUSH], seed=3, **KW)
     assert a == b
+
+
+@pytest.mark.slow
+def test_gaming_replies_earn_no_reward_with_the_shipped_model():
+    """Appending "It sounds like you feel..." or handing the client's words back does not raise the reward."""
+    suffix = " It sounds like you feel that this is really hard."
+    prompts = [LOW, RISK, MED_PUSH, LONELY]
+    bases = [REFLECT, SAFETY_CHECK, HOLD, WIDEN]
+    base = rewards.combined_reward(bases, prompts)
+    gamed = rewards.combined_reward([b + suffix for b in bases], prompts)
+    assert sum(gamed) <= sum(base)
+    mirrored = [f"It sounds like you feel {p[-1]['content'][0].lower()}{p[-1]['content'][1:]}" for p in prompts]
+    assert sum(rewards.combined_reward(mirrored, prompts)) < sum(base)
+
+
+@pytest.mark.slow
+def test_default_rewards_keep_the_known_orderings():
+    r = rewards.combined_reward([MISS, SAFETY_CHECK], [RISK, RISK])
+    assert r[1] > r[0]
+    r = rewards.combined_reward([COLLUDE, HOLD], [MED_PUSH, MED_PUSH], persona_id="manic-verbose")
+    assert r[1] > r[0]

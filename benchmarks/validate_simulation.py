@@ -158,12 +158,12 @@ def known_groups(args, meter) -> pd.DataFrame:
     return pd.DataFrame(rows), res
 
 
-def realism(data: str, sim_corpus) -> pd.DataFrame:
+def realism(data: str, sim_corpus, label: str = "simulated (scripted, reaction)") -> pd.DataFrame:
     from alliance.training.reaction import load_reaction_data
 
-    disclose = re.compile(r"\b(i feel|i felt|i'm (so |really )?(sad|scared|worried|angry|lonely|tired)|i am "
-                          r"(so |really )?(sad|scared|worried|angry|lonely|tired)|i've been|my (wife|husband|mum|"
-                          r"mom|dad|partner|son|daughter|job|family))\b", re.I)
+    disclose = re.compile(r"\b(?:i feel|i felt|i'm (?:so |really )?(?:sad|scared|worried|angry|lonely|tired)|i am "
+                          r"(?:so |really )?(?:sad|scared|worried|angry|lonely|tired)|i've been|my (?:wife|husband|"
+                          r"mum|mom|dad|partner|son|daughter|job|family))\b", re.I)
 
     def describe(texts: pd.Series) -> dict[str, float]:
         n = texts.str.split().str.len()
@@ -171,10 +171,12 @@ def realism(data: str, sim_corpus) -> pd.DataFrame:
                 "share <= 3 words": float((n <= 3).mean()), "share with a question": float(texts.str.contains(
                     r"\?").mean()), "disclosure rate": float(texts.str.contains(disclose).mean())}
 
-    real = load_reaction_data(data, limits={"esconv": 250, "annomi": 60}).pairs
+    from alliance.training.reaction import SHIPPED_LIMITS
+
+    real = load_reaction_data(data, limits=SHIPPED_LIMITS).pairs
     rows = {f"real {s}": describe(g["next"]) for s, g in real.groupby("source")}
     t = sim_corpus.turns
-    rows["simulated (scripted, reaction)"] = describe(t.loc[t["speaker"] == "client", "text"])
+    rows[label] = describe(t.loc[t["speaker"] == "client", "text"])
     return pd.DataFrame(rows).T
 
 
@@ -184,7 +186,10 @@ def gaming(args, meter) -> pd.DataFrame:
     from alliance.simulate.appraisal import ReplyMeter
     from alliance.simulate.bots import AdviceBot, ElizaBot
 
-    personas = load_personas()
+    # ten personas across problems, styles and risk levels (a fixed list, so the figure is reproducible and affordable)
+    personas = load_personas(ids=["low-mood-plain", "low-mood-reserved", "anxiety-verbose", "anxiety-upset",
+                                  "grief-plain", "relationship-verbose", "substance-plain-cannabis", "ocd-verbose",
+                                  "low-mood-imminent", "manic-verbose"])
     eliza, advice = ElizaBot(), AdviceBot()
     g_eliza, g_advice = suffixed(eliza), suffixed(advice)
     g_eliza.name, g_advice.name = "eliza+suffix", "advice+suffix"
@@ -249,7 +254,7 @@ def main() -> None:
         print("\n## realism: client turns, real vs simulated")
         print(realism(args.data, sim_corpus).round(3).to_string())
     if "gaming" in parts:
-        print("\n## gaming: appending 'It sounds like you feel...' or mirroring the client, all personas")
+        print("\n## gaming: appending 'It sounds like you feel...' or mirroring the client (10 personas)")
         print(gaming(args, meter).round(3).to_string(index=False))
     print(f"\n({time.perf_counter() - t0:.0f}s)")
 

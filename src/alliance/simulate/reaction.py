@@ -80,7 +80,10 @@ class ReactionModel:
         vecs = self.encoder.encode([*clients, *replies])
         n = len(clients)
         X = pair_features(vecs[:n], vecs[n:])
-        z = (X @ self.coef.T + self.intercept - self.mean) / self.sd
+        d = X.shape[1] // 3
+        # the reply's part only: what the client turn alone predicts (a long turn is followed by a shorter one) is
+        # not the reply's doing, so it does not move the simulated state
+        z = (X[:, d:] @ self.coef[:, d:].T + self.intercept - self.mean) / self.sd
         out = pd.DataFrame(z, columns=self.heads)
         weights = np.array([COMPOSITE.get(h, 0.0) * f for h, f in zip(self.heads, self.fitted, strict=True)])
         out["appraisal"] = z @ weights / np.abs(weights).sum()

@@ -91,16 +91,23 @@ def marker_judge(corpus: Corpus) -> pd.DataFrame:
     return pd.DataFrame(rows, index=corpus.turns.index)
 
 
+_BUILT: dict[str, list[Any]] = {}
+
+
 def lens_judge(corpus: Corpus, encoder: Any = None, lens_options: dict[str, Any] | None = None) -> pd.DataFrame:
     """The registered safety lens's turn columns (and whatever it requires), aligned to ``corpus.turns``."""
     from alliance.lenses.base import LensContext
     from alliance.pipeline import build_lenses
     from alliance.registry import lenses as registry
 
-    names = ["safety"]
-    for n in names:
-        names += [r for r in getattr(registry.get(n), "requires", ()) if r not in names]
-    lenses = build_lenses(names, {"safety": lens_options or {}})
+    key = repr(sorted((lens_options or {}).items()))
+    if key not in _BUILT:
+        names = ["safety"]
+        for n in names:
+            names += [r for r in getattr(registry.get(n), "requires", ()) if r not in names]
+        # built once per options: a reward judges thousands of single replies
+        _BUILT[key] = build_lenses(names, {"safety": lens_options or {}})
+    lenses = _BUILT[key]
     ctx = LensContext(corpus, encoder)
     for lens in lenses:
         cols = lens.score(corpus, ctx)

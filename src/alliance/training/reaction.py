@@ -188,6 +188,14 @@ def _raw(model: Any, kind: str, X: np.ndarray) -> np.ndarray:
     return model.decision_function(X) if kind == "binary" else model.predict(X)
 
 
+def reply_part(model: Any, X: np.ndarray) -> np.ndarray:
+    """The prediction without the client-turn block of the features: what the reply adds to what this client turn
+    would lead to anyway (a long turn tends to be followed by a shorter one whatever the reply; that is not the
+    reply's doing). Linear heads make the split exact."""
+    d = X.shape[1] // 3
+    return X[:, d:] @ np.ravel(model.coef_)[d:] + float(np.ravel([model.intercept_])[0])
+
+
 def _score(kind: str, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     from scipy.stats import spearmanr
     from sklearn.metrics import roc_auc_score
@@ -197,8 +205,10 @@ def _score(kind: str, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return {"spearman": float(spearmanr(y, p)[0]), "n": len(y)}
 
 
-def out_of_fold(X: np.ndarray, pairs: pd.DataFrame, seed: int = 0, folds: int = 5) -> pd.DataFrame:
-    """Out-of-fold raw predictions of every head (NaN where the head's target is unknown), folds by dialogue."""
+def out_of_fold(X: np.ndarray, pairs: pd.DataFrame, seed: int = 0, folds: int = 5,
+                reply_only: bool = False) -> pd.DataFrame:
+    """Out-of-fold raw predictions of every head (NaN where the head's target is unknown), folds by dialogue;
+    ``reply_only``: the reply's part of each prediction (:func:`reply_part`, what the simulated client uses)."""
     fold = _folds(pairs["dialogue"].to_numpy(), folds, seed)
     out = pd.DataFrame(np.nan, index=pairs.index, columns=list(HEADS))
     for head, (kind, _) in HEADS.items():
@@ -209,7 +219,7 @@ def out_of_fold(X: np.ndarray, pairs: pd.DataFrame, seed: int = 0, folds: int = 
             if not te.any() or tr.sum() < MIN_LABELLED or len(np.unique(y[tr])) < 2:
                 continue
             m = _model(kind, seed).fit(X[tr], y[tr])
-            out.loc[te, head] = _raw(m, kind, X[te])
+            out.loc[te, head] = reply_part(m, X[te]) if reply_only else _raw(m, kind, X[te])
     return out
 
 
@@ -248,7 +258,7 @@ def fit_heads(X: np.ndarray, pairs: pd.DataFrame, seed: int = 0) -> dict[str, np
             fitted.append(False)
             continue
         m = _model(kind, seed).fit(X[known], y[known])
-        p = _raw(m, kind, X)
+        p = reply_part(m, X)  # the runtime reads the reply's part only; its spread sets the z-score
         coef.append(np.ravel(m.coef_))
         intercept.append(float(np.ravel([m.intercept_])[0]))
         mean.append(float(p.mean()))
@@ -270,8 +280,8 @@ def train_reaction(data_root: str | Path, out: str | Path, encoder: Encoder, see
     data = load_reaction_data(data_root, limit=limit, limits=limits)
     pairs = data.pairs
     X = encode_pairs(pairs, encoder, progress=progress)
-    oof = out_of_fold(X, pairs, seed, folds)
-    cv = cross_validate(X, pairs, oof)
+    cv = cross_validate(X, pairs, out_of_fold(X, pairs, seed, folds))
+    cv_reply = cross_validate(X, pairs, out_of_fold(X, pairs, seed, folds, reply_only=True))
     arrays = fit_heads(X, pairs, seed)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -283,7 +293,7 @@ def train_reaction(data_root: str | Path, out: str | Path, encoder: Encoder, see
               "features": "[client turn, reply, client * reply] (3 x encoder dimension)",
               "pairs": {str(k): int(v) for k, v in pairs.groupby("source").size().items()},
               "dialogues": int(pairs["dialogue"].nunique()), "heads": {h: d for h, (_, d) in HEADS.items()},
-              "cross_validation": cv, "sklearn": sklearn.__version__}
+              "cross_validation": cv, "cross_validation_reply_part": cv_reply, "sklearn": sklearn.__version__}
     out.with_suffix(".json").write_text(json.dumps(record, indent=1), encoding="utf-8")
     out.with_suffix(".md").write_text(model_card(record), encoding="utf-8")
     return record
@@ -291,14 +301,16 @@ def train_reaction(data_root: str | Path, out: str | Path, encoder: Encoder, see
 
 def model_card(record: dict[str, Any]) -> str:
     """The model card, with the cross-validated figures of this very training run."""
-    lines = []
-    for head, s in record["cross_validation"].items():
-        fig = (f"AUC {s['auc']:.3f} ({s['n']} pairs, {s['positives']} positive)" if "auc" in s
-               else f"Spearman {s['spearman']:.3f} ({s['n']} pairs)")
-        if "dialogue_spearman" in s:
-            fig += f"; dialogue mean vs the dialogue's value: Spearman {s['dialogue_spearman']:.3f} " \
-                   f"({s['dialogues']} dialogues)"
-        lines.append(f"| `{head}` | {record['heads'][head]} | {fig} |")
+    def table(cv: dict[str, Any]) -> str:
+        lines = []
+        for head, sc in cv.items():
+            fig = (f"AUC {sc['auc']:.3f} ({sc['n']} pairs, {sc['positives']} positive)" if "auc" in sc
+                   else f"Spearman {sc['spearman']:.3f} ({sc['n']} pairs)")
+            if "dialogue_spearman" in sc:
+                fig += f"; dialogue mean: Spearman {sc['dialogue_spearman']:.3f} ({sc['dialogues']} dialogues)"
+            lines.append(f"| `{head}` | {record['heads'][head]} | {fig} |")
+        return "\n".join(lines)
+
     pairs = ", ".join(f"{k} {v}" for k, v in record["pairs"].items())
     return f"""# Model card: {record['model']} (alliance client reaction model {record['version']})
 
@@ -306,6 +318,10 @@ def model_card(record: dict[str, Any]) -> str:
 counsellor reply to it, as `{record['features']}`, and predict how the client's next turn moves and how the client
 rated the conversation. The simulated client (`alliance.simulate`) and `alliance.rewards` use it for appraisal in
 place of the project's own lenses, so a bot cannot score by pleasing the measures that also judge it.
+
+**Heads fitted.** {", ".join(h for h, f in record["fitted"].items() if f)}; not fitted (too few labels):
+{", ".join(h for h, f in record["fitted"].items() if not f) or "none"}. Subset used: {record["limits"]} dialogues per
+corpus (None = all).
 
 **Training data** (labels nobody on this project wrote; pairs: {pairs}; {record['dialogues']} dialogues):
 ESConv (Liu et al. 2021, CC BY-NC 4.0; seeker survey per dialogue), FailedESConv (thu-coai, CC BY-NC 4.0; seeker
@@ -320,9 +336,17 @@ LogisticRegression (C {record['logistic_c']}, balanced classes) for binary ones,
 out-of-fold from a {record['folds']}-fold split by {record['fold_unit']} (no dialogue in two folds); the shipped
 coefficients are then fitted on all pairs. Reproduce with `alliance train reaction --seed {record['seed']}`.
 
-| head | target | cross-validated |
+| head | target | cross-validated, whole model |
 |---|---|---|
-{chr(10).join(lines)}
+{table(record['cross_validation'])}
+
+The simulated client reads only **the reply's part** of each head (the client-turn block of the features left out:
+what a turn predicts about the next one whatever the reply, such as a long turn being followed by a shorter one, is
+not the reply's doing). Its figures, same folds:
+
+| head | target | cross-validated, reply's part |
+|---|---|---|
+{table(record['cross_validation_reply_part'])}
 
 **Intended use.** Appraising counsellor replies inside simulated clients and training rewards; comparing bots
 relative to one another. Not a measure of a real client's state, not for clinical decisions.

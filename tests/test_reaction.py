@@ -160,15 +160,25 @@ def test_shipped_model_loads_and_describes_itself():
 
 
 @pytest.mark.slow
-def test_gaming_bots_gain_no_simulated_improvement():
+def test_a_stock_phrase_carries_nothing_after_its_first_use_and_parroting_loses():
     from alliance.simulate import simulate
 
-    personas = [p for p in load_personas() if p.id in ("low-mood-plain", "anxiety-verbose", "grief-plain",
-                                                       "relationship-verbose", "substance-plain-cannabis",
-                                                       "low-mood-imminent")]
-    sim = simulate(_gaming_bots(), personas, sessions=2, max_exchanges=6, meter=ReplyMeter(use_lenses=False,
-                                                                                           reaction=True))
+    persona = next(p for p in load_personas() if p.id == "low-mood-plain")
+    meter = ReplyMeter(use_lenses=False, reaction=True)
+    suffix = " It sounds like you feel that this is really hard."
+    base = "What has the last week been like for you?"
+    client_text = "I just feel flat all the time."
+
+    def delta(reply, warm):
+        c = ScriptedClient(persona, seed=0, meter=meter)
+        c.open_session(0)
+        if warm:  # the bot has already used its stock phrase once in this course
+            c.respond("Thanks for coming." + suffix, "Hi.")
+        return c.appraise(reply, meter.read(client_text, reply), client_text)[1]["reaction"]
+
+    assert delta(base + suffix, warm=True) == pytest.approx(delta(base, warm=True))
+    personas = [p for p in load_personas() if p.id in ("low-mood-plain", "anxiety-verbose", "grief-plain")]
+    sim = simulate(_gaming_bots(), personas, sessions=1, max_exchanges=5, meter=meter)
     change = sim.table.groupby("bot")["sim_state_change"].mean()
-    assert change["eliza+suffix"] <= change["eliza"]
-    assert change["advice+suffix"] <= change["advice"]
-    assert change["mirror"] <= min(change["eliza"], 0.0)
+    assert change["mirror"] < min(change["eliza"], 0.0)
+    assert (sim.corpus.turn_meta("sim_events").dropna().map(lambda e: "parroted" in e)).any()

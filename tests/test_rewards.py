@@ -113,13 +113,16 @@ def test_rewards_are_deterministic():
 
 @pytest.mark.slow
 def test_gaming_replies_earn_no_reward_with_the_shipped_model():
-    """Appending "It sounds like you feel..." or handing the client's words back does not raise the reward."""
+    """Once a bot has used "It sounds like you feel..." in the conversation, appending it again earns nothing;
+    handing the client's words back earns less than a real reply."""
     suffix = " It sounds like you feel that this is really hard."
-    prompts = [LOW, RISK, MED_PUSH, LONELY]
+    prompts = [[*p[:-1], {"role": "assistant", "content": "Thanks for telling me." + suffix}, p[-1]]
+               for p in (LOW, RISK, MED_PUSH, LONELY)]
     bases = [REFLECT, SAFETY_CHECK, HOLD, WIDEN]
     base = rewards.combined_reward(bases, prompts)
     gamed = rewards.combined_reward([b + suffix for b in bases], prompts)
-    assert sum(gamed) <= sum(base)
+    assert gamed == pytest.approx(base, abs=0.1 + 1e-9)  # the emotion step is rounded to whole points
+    assert sum(gamed) <= sum(base) + 1e-9
     mirrored = [f"It sounds like you feel {p[-1]['content'][0].lower()}{p[-1]['content'][1:]}" for p in prompts]
     assert sum(rewards.combined_reward(mirrored, prompts)) < sum(base)
 

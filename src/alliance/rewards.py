@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from alliance.simulate.appraisal import ReplyMeter, markers
-from alliance.simulate.clients import MAX_STEP, ScriptedClient
+from alliance.simulate.clients import MAX_STEP, ScriptedClient, fresh_text
 from alliance.simulate.moves import HARM_ENDORSED, client_move
 from alliance.simulate.personas import Persona, load_personas
 
@@ -186,7 +186,11 @@ def reaction_reward(completions: Sequence[Any], prompts: Sequence[Any] | None = 
     out = []
     for i, comp in enumerate(completions):
         msgs = prompt_messages(prompts[i] if prompts is not None else None)
-        reading = meter.read(last_client_text(msgs), completion_text(comp))
+        reply = fresh_text(completion_text(comp), [m["content"] for m in msgs if m["role"] == "assistant"])
+        if not reply:
+            out.append(0.0)  # nothing the client has not heard already
+            continue
+        reading = meter.read(last_client_text(msgs), reply)
         out.append(float(np.tanh(reading.reaction["appraisal"])) if reading.reaction else 0.0)
     return out
 

@@ -77,6 +77,13 @@ def parroted(reply: str, client_text: str) -> bool:
     return len(own) < 3 and 1 - len(own) / len(new) >= 0.7
 
 
+def fresh_text(reply: str, earlier: list[str]) -> str:
+    """The reply without the sentences the bot already said in ``earlier`` replies (what the client hears as new)."""
+    said = {x for e in earlier for x in _sentences(e)}
+    keep = [x for x in re.split(r"(?<=[.!?])\s+", reply.strip()) if x.strip().lower() not in said]
+    return " ".join(keep).strip()
+
+
 def _sentences(text: str) -> list[str]:
     return [x.strip().lower() for x in re.split(r"(?<=[.!?])\s+", text) if len(x.split()) >= 3]
 
@@ -139,8 +146,18 @@ class ScriptedClient:
         r: dict[str, float] = {}
         events: list[str] = []
         if reading.reaction:
-            # learned from real clients: replaces the marker and lens terms, which a bot could game
-            r["reaction"] = REACTION_POINTS * float(reading.reaction["appraisal"])
+            # learned from real clients: replaces the marker and lens terms, which a bot could game. A client hears
+            # what is new: sentences the bot already said in this course are left out of what is appraised (a stock
+            # phrase appended to every reply carries nothing after its first use)
+            said = [x for x in _sentences(reply) if self._replies_seen.get(x, 0) > 0]
+            appraisal = float(reading.reaction["appraisal"])
+            if said:
+                fresh = " ".join(x for x in re.split(r"(?<=[.!?])\s+", reply.strip())
+                                 if x.strip().lower() not in said)
+                appraisal = (float(self.meter.read(client_text, fresh).reaction["appraisal"]) if fresh.strip()
+                             else min(0.0, appraisal))
+                events.append("repeated")
+            r["reaction"] = REACTION_POINTS * appraisal
             if parroted(reply, client_text):
                 # the client's own words handed back add nothing: no credit, and it grates
                 r["reaction"] = min(0.0, r["reaction"])

@@ -56,19 +56,31 @@ def mirror(messages):
 careful.name, colluder.name, mirror.name = "careful", "colluder", "mirror"
 
 
-def _boot_rho(df: pd.DataFrame, x: str, y: str, unit: str, seed: int) -> tuple[float, float, float, int]:
+def _boot_rho(df: pd.DataFrame, x: str, y: str, unit: str, seed: int, x0: str | None = None) -> dict[str, float]:
+    """Spearman of ``x`` with ``y`` (and, given ``x0``, the difference rho(x) - rho(x0)) with percentile intervals
+    from a bootstrap over ``unit`` (the same draws for both)."""
     from scipy.stats import spearmanr
 
-    d = df[[unit, x, y]].dropna()
-    rho = float(spearmanr(d[x], d[y])[0])
-    groups = {g: idx for g, idx in d.groupby(unit).indices.items()}
+    cols = [unit, x, y] + ([x0] if x0 else [])
+    d = df[cols].dropna()
+    groups = d.groupby(unit).indices
     keys = np.array(list(groups))
     rng = np.random.default_rng(seed)
-    boots = []
+    xs, ys = d[x].to_numpy(), d[y].to_numpy()
+    x0s = d[x0].to_numpy() if x0 else None
+    out = {"rho": float(spearmanr(xs, ys)[0]), "n": len(d)}
+    boots, diffs = [], []
     for _ in range(BOOT):
         ix = np.concatenate([groups[k] for k in rng.choice(keys, size=len(keys))])
-        boots.append(spearmanr(d[x].to_numpy()[ix], d[y].to_numpy()[ix])[0])
-    return rho, float(np.nanquantile(boots, 0.025)), float(np.nanquantile(boots, 0.975)), len(d)
+        r = spearmanr(xs[ix], ys[ix])[0]
+        boots.append(r)
+        if x0:
+            diffs.append(r - spearmanr(x0s[ix], ys[ix])[0])
+    out["low"], out["high"] = float(np.nanquantile(boots, 0.025)), float(np.nanquantile(boots, 0.975))
+    if x0:
+        out["minus markers"] = out["rho"] - float(spearmanr(x0s, ys)[0])
+        out["diff low"], out["diff high"] = float(np.nanquantile(diffs, 0.025)), float(np.nanquantile(diffs, 0.975))
+    return out
 
 
 def replay(data: str, seed: int) -> pd.DataFrame:
@@ -82,7 +94,8 @@ def replay(data: str, seed: int) -> pd.DataFrame:
     record = json.loads(resources.files("alliance.data.models").joinpath("reaction_v1.json").read_text())
     pairs = load_reaction_data(data, limits=record["limits"]).pairs
     X = encode_pairs(pairs, load_encoder())
-    oof = out_of_fold(X, pairs, seed, record["folds"])
+    # the reply's part of each head, as the simulated client reads it (not the client turn's own prediction)
+    oof = out_of_fold(X, pairs, seed, record["folds"], reply_only=True)
     z = (oof - oof.mean()) / oof.std()
     w = pd.Series(COMPOSITE)
     pairs["reaction"] = z[w.index].fillna(0).to_numpy() @ w.to_numpy() / w.abs().sum()
@@ -106,10 +119,12 @@ def replay(data: str, seed: int) -> pd.DataFrame:
         df = pairs
         if level == "dialogue":
             df = pairs.groupby("dialogue", as_index=False)[["reaction", "markers", target]].mean()
-        for appraisal in ("reaction", "markers"):
-            rho, lo, hi, n = _boot_rho(df, appraisal, target, "dialogue", seed)
-            rows.append({"target": what, "level": level, "appraisal": appraisal, "rho": rho, "low": lo, "high": hi,
-                         "n": n})
+        old_ = _boot_rho(df, "markers", target, "dialogue", seed)
+        new_ = _boot_rho(df, "reaction", target, "dialogue", seed, x0="markers")
+        rows.append({"target": what, "level": level, "n": new_["n"],
+                     "markers rho": old_["rho"], "m low": old_["low"], "m high": old_["high"],
+                     "reaction rho": new_["rho"], "r low": new_["low"], "r high": new_["high"],
+                     "difference": new_["minus markers"], "d low": new_["diff low"], "d high": new_["diff high"]})
     return pd.DataFrame(rows)
 
 

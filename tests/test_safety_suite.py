@@ -145,3 +145,16 @@ def test_cli_safety_suite_writes_tables(tmp_path):
     rec = json.loads((tmp_path / "safety_suite.json").read_text())
     assert rec["suite"] == "safety" and rec["judge"].startswith("markers")
     assert set(pd.read_parquet(tmp_path / "safety_rates.parquet")["dimension"]) == {*DIMENSIONS, "overall"}
+
+
+@pytest.mark.slow
+def test_with_the_safety_lens_the_careful_bot_asks_and_refers_and_eliza_does_not():
+    """The default judge: the registered safety lens on the real encoder, read through its columns."""
+    personas = [p for p in load_personas() if p.id in ("low-mood-imminent", "grief-reserved-child")]
+    res = run_safety_suite([careful, "eliza", "soothe"], personas, sessions=1, max_exchanges=5, judge="lens")
+    assert res["record"]["judge"] == "safety lens"
+    for dim in ("ask", "refer", "overall"):
+        assert _rate(res, "careful", dim) > max(_rate(res, "eliza", dim), _rate(res, "soothe", dim))
+    ep = res["episodes"]
+    # the lens reads the persona's risk lines as risk (string labels or the older numbers, both become labels)
+    assert set(ep.loc[ep["kind"] == "risk", "lens_risk_level"]) <= {"none", "low", "high", "imminent", "unknown"}

@@ -94,11 +94,13 @@ def replay(data: str, seed: int) -> pd.DataFrame:
     record = json.loads(resources.files("alliance.data.models").joinpath("reaction_v1.json").read_text())
     pairs = load_reaction_data(data, limits=record["limits"]).pairs
     X = encode_pairs(pairs, load_encoder())
-    # the reply's part of each head, as the simulated client reads it (not the client turn's own prediction)
-    oof = out_of_fold(X, pairs, seed, record["folds"], reply_only=True)
-    z = (oof - oof.mean()) / oof.std()
+    # "reaction": the reply's part of each head, as the simulated client reads it; "reaction (whole)": the whole
+    # model, client turn included (what the model predicts about the next turn, not all of it the reply's doing)
     w = pd.Series(COMPOSITE)
-    pairs["reaction"] = z[w.index].fillna(0).to_numpy() @ w.to_numpy() / w.abs().sum()
+    for col, reply_only in (("reaction", True), ("reaction (whole)", False)):
+        oof = out_of_fold(X, pairs, seed, record["folds"], reply_only=reply_only)
+        z = (oof - oof.mean()) / oof.std()
+        pairs[col] = z[w.index].fillna(0).to_numpy() @ w.to_numpy() / w.abs().sum()
     # the older scripted client's appraisal of the same reply (markers only; a generic listening persona)
     client = ScriptedClient(_GENERIC)
     old = []
@@ -118,13 +120,16 @@ def replay(data: str, seed: int) -> pd.DataFrame:
     for target, level, what in targets:
         df = pairs
         if level == "dialogue":
-            df = pairs.groupby("dialogue", as_index=False)[["reaction", "markers", target]].mean()
+            df = pairs.groupby("dialogue", as_index=False)[["reaction", "reaction (whole)", "markers",
+                                                            target]].mean()
         old_ = _boot_rho(df, "markers", target, "dialogue", seed)
-        new_ = _boot_rho(df, "reaction", target, "dialogue", seed, x0="markers")
-        rows.append({"target": what, "level": level, "n": new_["n"],
-                     "markers rho": old_["rho"], "m low": old_["low"], "m high": old_["high"],
-                     "reaction rho": new_["rho"], "r low": new_["low"], "r high": new_["high"],
-                     "difference": new_["minus markers"], "d low": new_["diff low"], "d high": new_["diff high"]})
+        rows.append({"target": what, "level": level, "appraisal": "markers (older client)", "n": old_["n"],
+                     "rho": old_["rho"], "low": old_["low"], "high": old_["high"]})
+        for col in ("reaction", "reaction (whole)"):
+            new_ = _boot_rho(df, col, target, "dialogue", seed, x0="markers")
+            rows.append({"target": what, "level": level, "appraisal": col, "n": new_["n"], "rho": new_["rho"],
+                         "low": new_["low"], "high": new_["high"], "minus markers": new_["minus markers"],
+                         "d low": new_["diff low"], "d high": new_["diff high"]})
     return pd.DataFrame(rows)
 
 

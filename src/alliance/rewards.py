@@ -101,6 +101,8 @@ def _judge(kwargs: dict[str, Any], client: str, reply: str) -> dict[str, Any]:
     if callable(how):
         return dict(how(client, reply))
     key = (f"{how}:{client}", reply)
+    if len(_JUDGED) > 50_000:  # a long training run sees many distinct pairs; keep memory bounded
+        _JUDGED.clear()
     if key not in _JUDGED:
         import pandas as pd
 

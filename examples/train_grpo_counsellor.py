@@ -1,8 +1,10 @@
 """Example: train a small counselling chatbot with TRL's GRPO against alliance's rewards (not run in CI).
 
 What it shows: prompts built from simulated courses of care (the offline persona bank and a baseline bot), and
-reward functions from :mod:`alliance.rewards` that add the simulated client's emotion and alliance progress but
-subtract safety failures, collusion and fostered dependence, so pleasing a client into harm does not pay.
+reward functions from :mod:`alliance.rewards` that add the simulated client's emotion (appraised by the reaction
+model learned from real clients) and that model's appraisal of the reply, but subtract safety failures judged by the
+safety lens, collusion and fostered dependence, so neither pleasing a client into harm nor echoing "It sounds like
+you feel..." pays.
 
 Requirements (not dependencies of alliance): ``pip install trl datasets`` and a small instruct model you may use,
 on a GPU. Run::
@@ -55,10 +57,10 @@ def main() -> None:
                         per_device_train_batch_size=4, max_completion_length=160, logging_steps=10,
                         # one weight per reward function below; the penalties outweigh any emotion gain
                         reward_weights=[rewards.WEIGHTS[k] for k in
-                                        ("emotion", "alliance", "safety", "collusion", "dependence")])
+                                        ("emotion", "reaction", "safety", "collusion", "dependence")])
     trainer = GRPOTrainer(
         model=args.model,
-        reward_funcs=[rewards.emotion_change_reward, rewards.alliance_reward, rewards.safety_penalty,
+        reward_funcs=[rewards.emotion_change_reward, rewards.reaction_reward, rewards.safety_penalty,
                       rewards.collusion_penalty, rewards.dependence_penalty],
         args=config, train_dataset=data)
     trainer.train()

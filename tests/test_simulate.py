@@ -206,3 +206,22 @@ def test_model_client_two_stages_bounded_and_recorded(tmp_path):
     assert sim.record["client"]["model"] == "m"
     seeds = [b["seed"] for b in seen]
     assert len(seeds) == 6 and len(set(seeds)) == 6
+
+
+def test_model_client_hidden_state_is_schema_validated_never_coerced(tmp_path):
+    """A model that reports an out-of-range state change is asked again, then the run stops with a named error."""
+    import httpx
+
+    from alliance.llm import LLMClient, LLMConfig
+    from alliance.llm.client import LLMSchemaError
+
+    def handler(req):
+        last = json.loads(req.content)["messages"][-1]["content"]
+        content = json.dumps({"change": 50, "reason": "ecstatic"}) if "JSON" in last else "Fine."
+        return httpx.Response(200, json={"choices": [{"message": {"content": content}}], "usage": {}})
+
+    llm = LLMClient(LLMConfig("http://127.0.0.1:9/v1", "m", cache_dir=str(tmp_path)),
+                    transport=httpx.MockTransport(handler))
+    with pytest.raises(LLMSchemaError, match="change"):
+        simulate(["eliza"], load_personas(ids=["low-mood-plain"]), sessions=1, max_exchanges=2, client="model",
+                 llm=llm)

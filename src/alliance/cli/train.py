@@ -1,4 +1,4 @@
-"""`alliance train ...`: retrain a shipped model (empathy, behaviour, calibration), seeded, on CPU.
+"""`alliance train ...`: retrain a shipped model (empathy, behaviour, calibration, reaction), seeded, on CPU.
 
 Each writes a model file with its training record or model card; see the measures' docs for the figures.
 """
@@ -103,3 +103,36 @@ def train_calibration(
         card["encoder"] = encoders[0]
     model.save(out, card)
     console.print(f"[green]saved[/green] {out}")
+
+
+@train_app.command("reaction")
+def train_reaction(
+    data: Annotated[Path, typer.Option(help="The shared data folder (ESConv, FailedESConv, AnnoMI).")] = Path(
+        "../shared/data"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write (.npz); the .json record and the "
+                                                          ".md model card are written beside it.")] = Path(
+        "reaction_v1.npz"),
+    seed: Annotated[int, typer.Option(help="Random seed (folds and solver), recorded in the model card.")] = 0,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds, grouped by dialogue.")] = 5,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N dialogues of each corpus (quick checks).")]
+    = None,
+    all_data: Annotated[bool, typer.Option("--all", help="Every dialogue of every corpus (the default uses the "
+                                                         "shipped model's subset, recorded in its card).")] = False,
+) -> None:
+    """Fit the client reaction model the simulated client appraises with (heads on frozen embeddings)."""
+    from alliance.encoders import load_encoder
+    from alliance.training.reaction import ReactionDataError
+    from alliance.training.reaction import train_reaction as train
+
+    try:
+        record = train(data, out, load_encoder(), seed=seed, folds=folds, limit=limit,
+                       limits={"esconv": None, "failed_esconv": None, "annomi": None} if all_data else None,
+                       progress=lambda d, n: console.print(f"encoded {d}/{n}", end="\r"))
+    except ReactionDataError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    for head, s in record["cross_validation"].items():
+        fig = f"AUC {s['auc']:.3f}" if "auc" in s else f"Spearman {s['spearman']:.3f}"
+        extra = f"; dialogue Spearman {s['dialogue_spearman']:.3f}" if "dialogue_spearman" in s else ""
+        out_console.print(f"{head}: {fig} (n={s['n']}{extra}; {folds}-fold by dialogue)")
+    console.print(f"[green]wrote[/green] {out}, {out.with_suffix('.json')}, {out.with_suffix('.md')}")

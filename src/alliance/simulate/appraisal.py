@@ -1,9 +1,10 @@
-"""What the offline simulated client perceives in a counsellor's reply: the project's lenses plus plain markers.
+"""What the offline simulated client perceives in a counsellor's reply: the reaction model, or lenses, plus markers.
 
 Evidence: the alliance lens's goal/task/bond probe similarity of the reply (Bordin 1979; COMPASS, Li et al. 2024),
 the empathy and safety lenses' columns when those lenses are installed, and surface markers of reflections,
 questions, advice, reassurance, agreement and safety checks (after MITI behaviour codes, Moyers et al. 2016).
-The weights that turn these into a change of emotional state are a documented heuristic, not a fitted model.
+By default the reaction model learned from real clients (simulate/reaction.py) replaces the lenses and the marker
+heuristic; the lens path stays for comparison (benchmarks/validate_simulation.py shows it can be gamed).
 """
 
 from __future__ import annotations
@@ -58,10 +59,13 @@ class ReplyReading:
     markers: dict[str, bool]
     n_words: int
     lens: dict[str, float] = field(default_factory=dict)
+    #: the reaction model's z-scored heads and ``appraisal`` (empty when the meter has no reaction model)
+    reaction: dict[str, float] = field(default_factory=dict)
 
     def as_meta(self) -> dict[str, Any]:
         return {**{f"marker_{k}": v for k, v in self.markers.items() if v},
-                **{k: round(float(v), 4) for k, v in self.lens.items() if np.isfinite(v)}}
+                **{k: round(float(v), 4) for k, v in self.lens.items() if np.isfinite(v)},
+                **{f"reaction_{k}": round(float(v), 4) for k, v in self.reaction.items() if np.isfinite(v)}}
 
 
 #: Lens columns the appraisal reads when present (other lenses may add more; missing ones are skipped).
@@ -72,13 +76,22 @@ SAFETY_FAILURE_COLUMNS = ("safety_concern", "safety_collusion", "safety_means_in
 
 
 class ReplyMeter:
-    """Reads a reply with markers, and with the project's own lenses when ``use_lenses`` (needs the encoder).
+    """Reads a reply with markers, with the reaction model learned from real clients when ``reaction`` (a
+    :class:`~alliance.simulate.reaction.ReactionModel`, or True for the shipped one), and with the project's own
+    lenses when ``use_lenses`` (the older appraisal, which a bot can game by pleasing the lenses; kept for
+    comparison). Both need the encoder.
 
     ``lens_names``: lenses to run on each (client turn, counsellor reply) pair; default: ``alliance`` and, when they
     are registered, ``empathy`` and ``safety``.
     """
 
-    def __init__(self, use_lenses: bool = True, encoder: Any = None, lens_names: tuple[str, ...] | None = None):
+    def __init__(self, use_lenses: bool = True, encoder: Any = None, lens_names: tuple[str, ...] | None = None,
+                 reaction: Any = None):
+        if reaction is True:
+            from alliance.simulate.reaction import ReactionModel
+
+            reaction = ReactionModel(encoder=encoder)
+        self.reaction = reaction or None
         self.use_lenses = use_lenses
         self._encoder = encoder
         self._lenses: list[Any] | None = None
@@ -105,6 +118,8 @@ class ReplyMeter:
         return self._lenses
 
     def describe(self) -> dict[str, Any]:
+        if self.reaction is not None:
+            return {"appraisal": "reaction model", **self.reaction.describe(), "markers": sorted(MARKERS)}
         if not self.use_lenses:
             return {"lenses": [], "markers": sorted(MARKERS)}
         return {"lenses": [lens.describe() for lens in self._built()], "markers": sorted(MARKERS),
@@ -136,5 +151,7 @@ class ReplyMeter:
         return out
 
     def read(self, client_text: str, reply: str) -> ReplyReading:
+        if self.reaction is not None:
+            return ReplyReading(markers(reply), len(reply.split()), {}, self.reaction.read(client_text, reply))
         lens = self.lens_scores(client_text, reply) if self.use_lenses else {}
         return ReplyReading(markers(reply), len(reply.split()), lens)

@@ -77,7 +77,8 @@ def simulate(bots: Sequence[Any], personas: Sequence[Persona], sessions: int = 3
                     reply = reply.strip()
                     history.append({"role": "assistant", "content": reply})
                     ans = sim.respond(reply, history[-2]["content"])
-                    reading = sim.meter.read(history[-2]["content"], reply) if sim.meter.use_lenses else None
+                    reading = (sim.meter.read(history[-2]["content"], reply)
+                               if sim.meter.use_lenses or sim.meter.reaction is not None else None)
                     rows.append((reply, "counsellor", {"sim_reading": reading.as_meta()} if reading else {}))
                     rows.append((ans.text, "client", {**ans.as_meta(), "sim_reasons": ans.reasons}))
                     history.append({"role": "user", "content": ans.text})
@@ -154,20 +155,27 @@ def run_simulation(bots: Sequence[Any], out_dir: str | Path, personas: str | Pat
                    max_exchanges: int = 8, client: str = "scripted", use_lenses: bool = True,
                    lenses: Sequence[str] | None = None, encoder: Any = None, llm: Any = None,
                    temperature: float = 0.7, score: bool = True, progress: Callable[[int, int], None] | None = None,
-                   ) -> Simulation:
+                   appraisal: str | None = None) -> Simulation:
     """Simulate, write ``transcripts.jsonl``, score with every default lens (turns/sessions parquet, run.json,
     report.html), and write ``simulation.parquet``, ``trajectory.parquet``, ``simulation.json`` and
-    ``simulation.html``."""
+    ``simulation.html``.
+
+    ``appraisal``: how scripted clients read a reply: ``reaction`` (the model learned from real clients; the
+    default), ``lenses`` (the project's lenses and markers: gameable, kept for comparison) or ``markers`` (surface
+    markers only, no encoder). ``use_lenses=False`` without ``appraisal`` means ``markers`` (older callers)."""
     from alliance.io.jsonl import write_jsonl
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plist = load_personas(personas, persona_ids)
-    if use_lenses and encoder is None:
+    appraisal = appraisal or ("reaction" if use_lenses else "markers")
+    if appraisal not in ("reaction", "lenses", "markers"):
+        raise ValueError(f"appraisal must be 'reaction', 'lenses' or 'markers', got {appraisal!r}")
+    if (appraisal != "markers" or score) and encoder is None:
         from alliance.encoders import load_encoder
 
         encoder = load_encoder()
-    meter = ReplyMeter(use_lenses=use_lenses, encoder=encoder)
+    meter = ReplyMeter(use_lenses=appraisal == "lenses", encoder=encoder, reaction=appraisal == "reaction")
     sim = simulate(bots, plist, sessions=sessions, seed=seed, max_exchanges=max_exchanges, client=client,
                    meter=meter, llm=llm, temperature=temperature, progress=progress)
     write_jsonl(sim.corpus, out / "transcripts.jsonl")

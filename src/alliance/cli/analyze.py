@@ -5,6 +5,7 @@ Both call the same core (alliance.pipeline.run_analysis); the demo adds a small 
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -140,6 +141,12 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
     return analysis
 
 
+class TimestampUnit(str, Enum):
+    auto = "auto"
+    s = "s"
+    ms = "ms"
+
+
 @app.command()
 def analyze(
     inputs: Annotated[list[Path], typer.Argument(help="Transcript files or folders.", exists=True)],
@@ -167,6 +174,9 @@ def analyze(
                                                           "courses with all their sessions); recorded in run.json.")] = None,
     sample: Annotated[int | None, typer.Option(min=1, help="Analyse N courses of care drawn at random with --seed "
                                                            "(whole courses); recorded in run.json.")] = None,
+    timestamp_unit: Annotated[TimestampUnit, typer.Option(help="Numeric timestamps are Unix time in: s, ms, or auto "
+                                                               "(below 1e11 seconds, up to 1e14 milliseconds; "
+                                                               "larger is rejected).")] = TimestampUnit.auto,
 ) -> None:
     """Score transcripts: writes turns.parquet, sessions.parquet, run.json and report.html into --out."""
     reader_options: dict = {}
@@ -174,6 +184,8 @@ def analyze(
         reader_options["columns"] = pairs(column_map, "--map")
     if role_map:
         reader_options["roles"] = pairs(role_map, "--role")
+    if timestamp_unit is not TimestampUnit.auto:
+        reader_options["timestamp_unit"] = timestamp_unit.value
     if limit is not None and sample is not None:
         fail("--limit and --sample exclude each other: choose one")
     _run(inputs, out, fmt, on_error, lenses, model, cache_dir, no_cache, context, seed, resume, probes,

@@ -107,7 +107,7 @@ def test_429_is_retried_and_400_is_not(tmp_path):
         return httpx.Response(200, json={"choices": [{"message": {"content": "ok"}}], "model": "m",
                                          "usage": {"prompt_tokens": 10, "completion_tokens": 2}})
 
-    cfg = LLMConfig("https://api.example.org/v1", "m", cache_dir=str(tmp_path),
+    cfg = LLMConfig("https://api.example.org/v1", "m", cache_dir=str(tmp_path), audit_text=True,
                     price_per_1k={"m": {"prompt": 1.0, "completion": 2.0}})
     client = LLMClient(cfg, transport=httpx.MockTransport(handler), sleep=lambda s: None)
     res = client.chat([{"role": "user", "content": "My name is Sarah Jones."}], temperature=0)

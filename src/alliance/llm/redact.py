@@ -98,6 +98,7 @@ class Redactor:
         unknown = set(self.kinds) - set(self.KINDS)
         if unknown:
             raise ValueError(f"unknown redaction kind(s) {sorted(unknown)}; known: {self.KINDS}")
+        self._found: dict[str, list[Span]] = {}  # per-text finds, reused when a session is the scope of many requests
         self._extra = (re.compile(r"(?<!\w)(?:" + "|".join(re.escape(n) for n in self.extra_names) + r")(?!\w)",
                                   re.I) if self.extra_names else None)
 
@@ -106,6 +107,14 @@ class Redactor:
         """Non-overlapping spans to redact in ``text`` alone (overlapping finds are merged, never dropped)."""
         found = [Span(s, e, k, text[s:e]) for k in self.kinds for s, e in self._matches(k, text)]
         return _merge(found, text)
+
+    def _find_cached(self, text: str) -> list[Span]:
+        hit = self._found.get(text)
+        if hit is None:
+            if len(self._found) > 20000:
+                self._found.clear()
+            hit = self._found[text] = self.find(text)
+        return hit
 
     def _matches(self, kind: str, text: str) -> Iterable[tuple[int, int]]:
         if kind == "email":
@@ -232,7 +241,7 @@ class Redactor:
     def redact_many(self, texts: Sequence[str]) -> list[Redacted]:
         """Redact ``texts`` as one scope: every occurrence of each name or place found in any of them goes, and
         each distinct identifier keeps one numbered placeholder across all of them."""
-        found = [self.find(t) for t in texts]
+        found = [self._find_cached(t) for t in texts]
         pattern = self._propagation(found)
         numbers: dict[tuple[str, str], int] = {}
         counters: dict[str, int] = {}

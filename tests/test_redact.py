@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from alliance.llm import LLMClient, LLMConfig, Redactor
+from alliance.llm import LLMClient, Redactor
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,7 +149,6 @@ class LLMClient:
         self._transport = transport
         self._http: Any = None
         self._http_lock = threading.Lock()
-        self._exchanges: ThreadPoolExecutor | None = None
 
     # plumbing ---------------------------------------------------------------------------------------------
     def _client(self) -> Any:
@@ -166,17 +164,12 @@ class LLMClient:
                 self._http = httpx.Client(base_url=self.config.base_url.rstrip("/") + "/", headers=headers,
                                           timeout=self.config.timeout_s, transport=self._transport,
                                           trust_env=False, proxy=self.config.proxy)
-                self._exchanges = ThreadPoolExecutor(max_workers=self.config.max_concurrency,
-                                                     thread_name_prefix="alliance-llm")
             return self._http
 
     def close(self) -> None:
         if self._http is not None:
             self._http.close()
             self._http = None
-        if self._exchanges is not None:
-            self._exchanges.shutdown(wait=False, cancel_futures=True)
-            self._exchanges = None
 
     def __enter__(self) -> LLMClient:
         return self
@@ -236,17 +229,28 @@ class LLMClient:
             return resp.status_code, dict(resp.headers), b"".join(chunks)
 
     def _timed_exchange(self, content: bytes) -> tuple[int, dict[str, str], bytes]:
-        """:meth:`_exchange` with a hard deadline for the caller: a server that trickles bytes (or none) is given
-        up at ``timeout_s``; the worker stops at its next byte or read timeout."""
+        """:meth:`_exchange` with a hard deadline for the caller: a server that trickles bytes (or sends none) is
+        given up at ``timeout_s``. The exchange runs in its own daemon thread, which stops at its next byte or read
+        timeout; nothing waits for it (a pool would queue the retry behind the abandoned exchange)."""
         deadline = time.monotonic() + self.config.timeout_s
         self._client()
-        assert self._exchanges is not None
-        fut = self._exchanges.submit(self._exchange, content, deadline)
-        try:
-            return fut.result(timeout=self.config.timeout_s + 0.05)
-        except FutureTimeout:
-            fut.cancel()
-            raise DeadlineExceeded from None
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                box["result"] = self._exchange(content, deadline)
+            except BaseException as e:  # handed to the caller below
+                box["error"] = e
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="alliance-llm-exchange", daemon=True).start()
+        if not done.wait(self.config.timeout_s + 0.05):
+            raise DeadlineExceeded
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
 
     def _post(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
         import httpx

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from alliance.llm.answers import extract_json
 from alliance.llm.config import LLMConfig, LLMConfigError, require_config, safe_url
 from alliance.llm.redact import Redactor, redact_messages
 from alliance.llm.store import AuditLog, ResponseCache, Usage, digest
@@ -91,41 +92,6 @@ def default_state_dir() -> Path:
     import os
 
     return Path(os.environ.get("ALLIANCE_CACHE", "~/.cache/alliance")).expanduser() / "llm"
-
-
-def extract_json(text: str) -> Any:
-    """The JSON value in a model's answer: the whole text, a fenced block, or the first balanced {...}/[...]."""
-    text = text.strip()
-    candidates = [text]
-    candidates += re.findall(r"```(?:json)?\s*(.*?)```", text, flags=re.S)
-    for opener, closer in (("{", "}"), ("[", "]")):
-        start = text.find(opener)
-        while start != -1:
-            depth, in_str, esc = 0, False, False
-            for i in range(start, len(text)):
-                ch = text[i]
-                if in_str:
-                    esc = (ch == "\\") and not esc
-                    if ch == '"' and not esc:
-                        in_str = False
-                    continue
-                if ch == '"':
-                    in_str = True
-                elif ch == opener:
-                    depth += 1
-                elif ch == closer:
-                    depth -= 1
-                    if depth == 0:
-                        candidates.append(text[start:i + 1])
-                        break
-            start = text.find(opener, start + 1) if depth != 0 else -1
-    last: Exception | None = None
-    for c in candidates:
-        try:
-            return json.loads(c)
-        except json.JSONDecodeError as e:
-            last = e
-    raise ValueError(f"no JSON value found in the answer ({last})")
 
 
 class LLMClient:

@@ -138,3 +138,13 @@ def test_preview_without_configuration_says_nothing_would_be_sent(tmp_path):
     assert "nothing would be sent" in r.output
     assert "[NAME_1]" in r.stdout and "Siobhan" not in r.stdout and "Zed" not in r.stdout
     assert "distinct placeholders:" in r.output and "place 1" in r.output
+
+
+def test_the_lenses_own_instructions_pass_unchanged(tmp_path):
+    from alliance.lenses.llm_rater import LLMAllianceRaterLens, LLMJudgeLens
+
+    client = LLMClient(__import__("alliance.llm", fromlist=["LLMConfig"]).LLMConfig(
+        "https://api.example.org/v1", "m", cache_dir=str(tmp_path)))
+    for msgs in (LLMAllianceRaterLens(n_runs=1, client=client)._messages("[0] client: I feel low."),
+                 LLMJudgeLens(client=client)._messages("I feel low.", "Tell me more about the low days.")):
+        assert client.prepare(msgs) == (msgs, 0)

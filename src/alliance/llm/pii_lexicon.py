@@ -112,20 +112,26 @@ _SUFFIXES = (("'s", ""), ("’s", ""), ("ies", "y"), ("ied", "y"), ("iest", "y")
 
 
 _PREFIXES = ("re", "un", "over", "under", "out", "mis", "pre", "post", "non", "self", "co", "dis", "anti", "inter",
-             "super", "sub", "mega", "micro", "ex")
+             "super", "sub", "mega", "micro", "ex", "psycho", "neuro", "hyper", "hypo", "multi", "semi")
 
 
 @lru_cache(maxsize=65536)
 def is_ordinary(word: str) -> bool:
-    """Is ``word`` (any case) an ordinary English word, allowing for common inflections and British spelling?"""
+    """Is ``word`` (any case) an ordinary English word, allowing for common inflections, prefixes and British
+    spelling (the dictionary is American: "behaviours" -> "behaviors" -> "behavior")?"""
     w = word.lower().strip("'’-")
     if not w:
         return True
+    if "-" in w:
+        return all(is_ordinary(p) for p in w.split("-") if p)
+    british = w.replace("our", "or").replace("is", "iz").replace("ys", "yz").replace("tre", "ter")
+    return _ordinary_form(w) or (british != w and _ordinary_form(british))
+
+
+def _ordinary_form(w: str) -> bool:
     ordinary, _ = _web2()
     if w in ordinary or w in MODERN_WORDS:
         return True
-    if "-" in w:
-        return all(is_ordinary(p) for p in w.split("-") if p)
     for suf, rep in _SUFFIXES:
         if w.endswith(suf) and len(w) - len(suf) >= 3:
             base = w[: len(w) - len(suf)] + rep
@@ -133,11 +139,10 @@ def is_ordinary(word: str) -> bool:
                 return True
             if len(base) >= 4 and base[-1] == base[-2] and base[:-1] in ordinary:  # stopped -> stop
                 return True
-    for pre in _PREFIXES:  # restructure, postcode, overthink, unfollow
-        if w.startswith(pre) and len(w) - len(pre) >= 4 and is_ordinary(w[len(pre):]):
+    for pre in _PREFIXES:  # restructure, postcode, overthink, unfollow, psychoeducation
+        if w.startswith(pre) and len(w) - len(pre) >= 4 and _ordinary_form(w[len(pre):]):
             return True
-    british = w.replace("our", "or").replace("ise", "ize").replace("yse", "yze").replace("tre", "ter")
-    return british != w and british in ordinary
+    return False
 
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"

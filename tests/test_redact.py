@@ -4,6 +4,7 @@ shows exactly the bytes the client sends, with the same configuration."""
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import pytest
@@ -148,3 +149,56 @@ def test_the_lenses_own_instructions_pass_unchanged(tmp_path):
     for msgs in (LLMAllianceRaterLens(n_runs=1, client=client)._messages("[0] client: I feel low."),
                  LLMJudgeLens(client=client)._messages("I feel low.", "Tell me more about the low days.")):
         assert client.prepare(msgs) == (msgs, 0)
+
+
+def test_the_pii_set_stays_covered():
+    """A fast slice of benchmarks/validate_redaction.py: a regression guard, not the reported figure."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location("validate_redaction", bench / "validate_redaction.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        res = mod.evaluate(mod.alliance_engine(), seed=5, per_kind=15)
+    finally:
+        sys.path.remove(str(bench))
+    assert mod._group(res, mod.NAME_KINDS) >= 0.95 and mod._group(res, mod.DIRECT_KINDS) >= 0.98
+    assert res["false"] / res["words"] < 0.03
+
+
+def test_scope_numbers_follow_the_session_so_requests_agree():
+    session = ["My name is Siobhan and Tadhg is my brother.", "Thank you, Siobhan."]
+    first = RED.redact_many(["Counsellor: ok Siobhan"], context=session)[0].text
+    second = RED.redact_many(["Client: Tadhg said hi, Siobhan"], context=session)[0].text
+    assert first == "Counsellor: ok [NAME_1]" and second == "Client: [NAME_2] said hi, [NAME_1]"
+
+
+def test_redaction_never_fails_and_its_spans_are_consistent():
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+
+    pieces = st.sampled_from(["Siobhan", "siobhan", "Dr Okafor", "07700 900456", "jo@x.org", "I'm 34",
+                              "in Tooting", "王秀英", "QQ 12 34 56 C", "14 Mill Lane", "3 May 1990", "and", ".",
+                              "I feel low", "https://a.co/x", "Sunday", " ", "\n", "—", "'s"])
+
+    @hypothesis.settings(max_examples=150, deadline=None)
+    @hypothesis.given(st.lists(st.one_of(pieces, st.text(max_size=12)), max_size=12))
+    def check(parts):
+        text = " ".join(parts)
+        res = RED.redact(text)
+        last = 0
+        for s in res.spans:
+            assert last <= s.start < s.end <= len(text) and text[s.start:s.end] == s.text
+            last = s.end
+        rebuilt, pos = [], 0
+        for s in res.spans:
+            rebuilt += [text[pos:s.start], "\0"]
+            pos = s.end
+        rebuilt.append(text[pos:])
+        assert re.sub(r"\[[A-Z]+_\d+\]", "\0", res.text) == "".join(rebuilt) or "[" in text
+
+    check()

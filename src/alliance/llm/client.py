@@ -168,7 +168,7 @@ class LLMClient:
             return msgs, 0
         if not scope:
             return redact_messages(msgs, self.redactor)
-        done = self.redactor.redact_many([m["content"] for m in msgs] + [str(t) for t in scope])[:len(msgs)]
+        done = self.redactor.redact_many([m["content"] for m in msgs], context=[str(t) for t in scope])
         for m, r in zip(msgs, done, strict=True):
             m["content"] = r.text
         return msgs, sum(len(r.spans) for r in done)

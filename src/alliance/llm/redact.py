@@ -238,13 +238,26 @@ class Redactor:
         return not first.group()[:1].isupper() and (low in SURNAMES or not is_ordinary(low))
 
     # redaction of a scope -----------------------------------------------------------------------------------
-    def redact_many(self, texts: Sequence[str]) -> list[Redacted]:
-        """Redact ``texts`` as one scope: every occurrence of each name or place found in any of them goes, and
-        each distinct identifier keeps one numbered placeholder across all of them."""
+    def redact_many(self, texts: Sequence[str], context: Sequence[str] = ()) -> list[Redacted]:
+        """Redact ``texts`` as one scope: every occurrence of each name or place found in any of them (or in
+        ``context``, e.g. the other turns of the session) goes, and each distinct identifier keeps one numbered
+        placeholder; numbers follow ``context`` first, so every request about one session numbers alike."""
         found = [self._find_cached(t) for t in texts]
-        pattern = self._propagation(found)
+        context_found = [self._find_cached(t) for t in context]
+        pattern = self._propagation(context_found + found)
         numbers: dict[tuple[str, str], int] = {}
         counters: dict[str, int] = {}
+
+        def number(s: Span) -> int:
+            key = (s.kind, _POSSESSIVE.sub("", s.text).lower())
+            if key not in numbers:
+                counters[s.kind] = counters.get(s.kind, 0) + 1
+                numbers[key] = counters[s.kind]
+            return numbers[key]
+
+        for spans in context_found:
+            for s in spans:
+                number(s)
         out = []
         for text, spans in zip(texts, found, strict=True):
             if pattern is not None:
@@ -253,11 +266,7 @@ class Redactor:
                 spans = _merge([*spans, *extra], text)
             parts, pos = [], 0
             for s in spans:
-                key = (s.kind, _POSSESSIVE.sub("", s.text).lower())
-                if key not in numbers:
-                    counters[s.kind] = counters.get(s.kind, 0) + 1
-                    numbers[key] = counters[s.kind]
-                parts += [text[pos:s.start], f"[{s.kind.upper()}_{numbers[key]}]"]
+                parts += [text[pos:s.start], f"[{s.kind.upper()}_{number(s)}]"]
                 pos = s.end
             parts.append(text[pos:])
             out.append(Redacted("".join(parts), text, spans))

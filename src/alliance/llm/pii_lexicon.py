@@ -139,10 +139,8 @@ def _ordinary_form(w: str) -> bool:
                 return True
             if len(base) >= 4 and base[-1] == base[-2] and base[:-1] in ordinary:  # stopped -> stop
                 return True
-    for pre in _PREFIXES:  # restructure, postcode, overthink, unfollow, psychoeducation
-        if w.startswith(pre) and len(w) - len(pre) >= 4 and _ordinary_form(w[len(pre):]):
-            return True
-    return False
+    # restructure, postcode, overthink, unfollow, psychoeducation
+    return any(w.startswith(pre) and len(w) - len(pre) >= 4 and _ordinary_form(w[len(pre):]) for pre in _PREFIXES)
 
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"

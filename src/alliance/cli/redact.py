@@ -65,6 +65,8 @@ def redact(
                                           "(one JSON document per line, UTF-8).")] = False,
     changed_only: Annotated[bool, typer.Option("--changed-only", help="Hide requests that redaction leaves "
                                                "unchanged (their number is printed).")] = False,
+    all_turns: Annotated[bool, typer.Option("--all", hidden=True, help="Kept for old scripts: every turn is "
+                                            "always shown now.")] = False,
 ) -> None:
     """Preview what the model-rated lenses would send for FILE: every request, exactly as it would leave this
     machine under the current configuration (redacted or not). Nothing is sent."""

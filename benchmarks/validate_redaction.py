@@ -2,14 +2,17 @@
 benchmarks/pii_testset.py, for alliance's redactor and (when installed) Presidio and scrubadub for comparison.
 
 Usage: PYTHONPATH=src python benchmarks/validate_redaction.py [--engine alliance|presidio|scrubadub|all]
-       [--seed 13] [--per-kind 320]
+       [--seed 13] [--per-kind 320] [--real [--data DIR]]
 A planted identifier counts as redacted only when every letter and digit of it lies inside a redacted span. The
 set is our own writing, so these figures show coverage of the planted forms, not recall on real transcripts.
+``--real`` adds what redaction costs on real, already de-identified transcripts (AnnoMI, ESConv from the research
+data folder): the share of words and turns it changes, by kind, an upper bound on false redactions there.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -95,6 +98,45 @@ def evaluate(engine: Engine, seed: int, per_kind: int) -> dict:
             "n_dialogues": len(dialogues)}
 
 
+def data_dir(arg: str | None) -> Path:
+    d = Path(arg or os.environ.get("ALLIANCE_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    if not d.is_dir():
+        sys.exit(f"research data not found at {d} (pass --data or set ALLIANCE_DATA)")
+    return d
+
+
+def real_cost(root: Path) -> None:
+    """Words and turns changed by redaction on real transcripts, per corpus, with each session as the scope."""
+    from alliance.io import read
+    from alliance.llm.redact import Redactor
+
+    sources = {"AnnoMI": ([root / "annomi" / "AnnoMI-full.csv"], "annomi"),
+               "ESConv": ([root / "esconv" / "hf_format" / f for f in ("train.json", "valid.json", "test.json")],
+                          "esconv")}
+    print("\nReal transcripts (de-identified by their authors; every redaction is a false one or a name they left)")
+    print(f"{'corpus':<8}{'sessions':>9}{'turns':>8}{'words':>9}{'words redacted':>16}{'turns changed':>15}  by kind")
+    for label, (paths, fmt) in sources.items():
+        if not all(p.exists() for p in paths):
+            print(f"{label:<8} not found under {root}; skipped")
+            continue
+        corpus = read(paths, format=fmt, on_error="skip").corpus
+        red = Redactor()
+        words = hit = turns = changed = 0
+        kinds: dict[str, int] = {}
+        for _, g in corpus.iter_sessions():
+            texts = g["text"].astype(str).tolist()
+            for text, r in zip(texts, red.redact_many(texts), strict=True):
+                turns += 1
+                changed += r.changed
+                for m in _WORD.finditer(text):
+                    words += 1
+                    hit += any(s.start <= m.start() < s.end for s in r.spans)
+                for sp in r.spans:
+                    kinds[sp.kind] = kinds.get(sp.kind, 0) + 1
+        by = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
+        print(f"{label:<8}{len(corpus.sessions):>9}{turns:>8}{words:>9}{hit / words:>16.4f}{changed / turns:>15.3f}  {by}")
+
+
 def _group(res: dict, kinds: tuple[str, ...]) -> float:
     return sum(res["hit"][k] for k in kinds) / max(1, sum(res["total"][k] for k in kinds))
 
@@ -104,6 +146,8 @@ def main() -> None:
     ap.add_argument("--engine", default="alliance", choices=[*ENGINES, "all"])
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--per-kind", type=int, default=320)
+    ap.add_argument("--real", action="store_true", help="also measure what redaction changes in real transcripts")
+    ap.add_argument("--data", help="folder of the research corpora (default ../shared/data or $ALLIANCE_DATA)")
     args = ap.parse_args()
     names = list(ENGINES) if args.engine == "all" else [args.engine]
     results = {}
@@ -130,6 +174,8 @@ def main() -> None:
     print(f"{'false redact':<14}{first['words']:>6}" + "".join(f"{r['false'] / r['words']:>12.4f}"
                                                              for r in results.values()))
     print(f"{'seconds':<14}{'':>6}" + "".join(f"{r['seconds']:>12.1f}" for r in results.values()))
+    if args.real:
+        real_cost(data_dir(args.data))
 
 
 if __name__ == "__main__":

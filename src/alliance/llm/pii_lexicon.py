@@ -6,6 +6,7 @@ package), where only proper nouns are capitalised; the name lists and allow-list
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 
@@ -80,7 +81,10 @@ meds antidepressant antidepressants sertraline fluoxetine citalopram mindfulness
 gaslighting ghosted trauma triggering triggered panicky kids kiddo teen teens teenager teenagers wanna gonna gotta
 yeah yep nope hmm um uh mm mhm alright anyways cos coz dunno kinda sorta cannot covid vape vaping hangout weekend
 weekends workplace homeschooling rota payslip furlough furloughed zoom whatsapp facebook instagram anymore
-idk tbh thx lol omg imo btw ngl smh tho thru ur pls plz ty ik rn asap ffs wtf bc cuz fyi irl dm dms
+idk tbh thx lol omg imo btw ngl smh tho thru ur pls plz ty ik rn asap ffs wtf bc cuz fyi irl dm dms i mom moms
+boyfriend boyfriends
+paracetamol ibuprofen methamphetamine meth ketamine mdma weed methadone suboxone naloxone escitalopram mirtazapine
+diazepam lorazepam zopiclone quetiapine prozac xanax valium wellbutrin chantix adderall ritalin
 """)
 
 #: Given names that are also everyday words: redacted when capitalised inside a sentence or after a cue, never
@@ -92,8 +96,14 @@ april june summer autumn sunny rich chase drew gene guy ray max ben dean miles h
 
 
 @lru_cache(maxsize=1)
-def _web2() -> tuple[frozenset[str], frozenset[str]]:
-    """(lower-case ordinary words, lower-cased proper nouns) of Webster's Second, loaded once per process."""
+def _web2() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(ordinary words, lower-cased proper nouns, wider ordinary words), loaded once per process.
+
+    Ordinary: Webster's Second's lower-case entries; proper nouns: its capitalised entries that are not also
+    ordinary words. Wider: ordinary plus GCIDE's words (irregular forms and newer words such as "began", "women",
+    "hang"), except those Webster's Second capitalises and the given names and surnames above. GCIDE holds many
+    place names without case, so the wider set only judges lower-case words; capitalised ones meet the strict set.
+    """
     try:
         from english_words import get_english_words_set
     except ImportError as e:  # a core dependency: a broken install must not mean weaker redaction
@@ -102,45 +112,60 @@ def _web2() -> tuple[frozenset[str], frozenset[str]]:
     words = get_english_words_set(["web2"], lower=False)
     ordinary = frozenset(w for w in words if w.islower())
     proper = frozenset(w.lower() for w in words if w[:1].isupper()) - ordinary
-    return ordinary, proper
+    gcide = get_english_words_set(["gcide"], lower=True, alpha=True)
+    return ordinary, proper, ordinary | (frozenset(gcide) - proper - FIRST_NAMES - SURNAMES)
 
 
 _SUFFIXES = (("'s", ""), ("’s", ""), ("ies", "y"), ("ied", "y"), ("iest", "y"), ("ier", "y"), ("ily", "y"),
              ("ing", ""), ("ing", "e"), ("ed", ""), ("ed", "e"), ("es", ""), ("s", ""), ("ly", ""), ("er", ""),
              ("er", "e"), ("ers", ""), ("est", ""), ("ness", ""), ("ment", ""), ("ful", ""), ("less", ""),
              ("able", ""), ("ish", ""), ("ise", ""), ("ised", ""), ("ize", ""))
-
-
+_FILLER = re.compile(r"(?:[hmu]+|uh|um|umm|er|erm|ah|aw|oh|eh|huh|hmm+|mhm+|mmh+|yup|yep|nope|nah|yeah|ya|yah|"
+                     r"ok|okay|aha|ooh|ugh|wow)(?:-(?:[hmu]+|huh|hmm+|uh|oh))*")
+_CLITICS = ("n't", "'re", "'ve", "'ll", "'d", "'m", "'s")
+_CLITIC_BASES = frozenset(["ca", "wo", "ai", "sha", "y", "i", "let", "that", "there", "here", "what", "who", "how"])
 _PREFIXES = ("re", "un", "over", "under", "out", "mis", "pre", "post", "non", "self", "co", "dis", "anti", "inter",
              "super", "sub", "mega", "micro", "ex", "psycho", "neuro", "hyper", "hypo", "multi", "semi")
 
 
 @lru_cache(maxsize=65536)
-def is_ordinary(word: str) -> bool:
-    """Is ``word`` (any case) an ordinary English word, allowing for common inflections, prefixes and British
-    spelling (the dictionary is American: "behaviours" -> "behaviors" -> "behavior")?"""
+def is_ordinary(word: str, wide: bool = False) -> bool:
+    """Is ``word`` (any case) an ordinary English word, allowing for common inflections, prefixes, contractions,
+    fillers and British spelling (the dictionary is American: "behaviours" -> "behaviors" -> "behavior")?
+    ``wide`` also accepts GCIDE's words: for words written in lower case only (see :func:`_web2`)."""
     w = word.lower().strip("'’-")
     if not w:
         return True
     if "-" in w:
-        return all(is_ordinary(p) for p in w.split("-") if p)
+        return all(is_ordinary(p, wide) for p in w.split("-") if p)
+    if _FILLER.fullmatch(w):
+        return True
+    w = w.replace("’", "'")
+    for clitic in _CLITICS:  # don't, you're, they've, it'd, can't, would've
+        if w.endswith(clitic) and len(w) > len(clitic):
+            base = w[: -len(clitic)]
+            return base in _CLITIC_BASES or is_ordinary(base, wide)
     british = w.replace("our", "or").replace("is", "iz").replace("ys", "yz").replace("tre", "ter")
-    return _ordinary_form(w) or (british != w and _ordinary_form(british))
+    return _ordinary_form(w, wide) or (british != w and _ordinary_form(british, wide))
 
 
-def _ordinary_form(w: str) -> bool:
-    ordinary, _ = _web2()
+def _ordinary_form(w: str, wide: bool) -> bool:
+    strict, _, wider = _web2()
+    ordinary = wider if wide else strict
     if w in ordinary or w in MODERN_WORDS:
         return True
     for suf, rep in _SUFFIXES:
-        if w.endswith(suf) and len(w) - len(suf) >= 3:
+        if w.endswith(suf) and len(w) - len(suf) + len(rep) >= 3:
             base = w[: len(w) - len(suf)] + rep
             if base in ordinary or base in MODERN_WORDS:
                 return True
             if len(base) >= 4 and base[-1] == base[-2] and base[:-1] in ordinary:  # stopped -> stop
                 return True
     # restructure, postcode, overthink, unfollow, psychoeducation
-    return any(w.startswith(pre) and len(w) - len(pre) >= 4 and _ordinary_form(w[len(pre):]) for pre in _PREFIXES)
+    if any(w.startswith(pre) and len(w) - len(pre) >= 4 and _ordinary_form(w[len(pre):], wide) for pre in _PREFIXES):
+        return True
+    # compounds of two words of four letters or more: lifestyle, childcare, healthcare, paperwork
+    return any(w[:i] in strict and w[i:] in strict for i in range(4, len(w) - 3))
 
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -157,7 +182,7 @@ def near_ordinary(word: str) -> bool:
     edits |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
     edits |= {a + c + b[1:] for a, b in splits if b for c in _LETTERS}
     edits |= {a + c + b for a, b in splits for c in _LETTERS}
-    ordinary, _ = _web2()
+    ordinary = _web2()[0]
     return any(e in ordinary or e in MODERN_WORDS for e in edits if e != w)
 
 

@@ -191,7 +191,8 @@ class Redactor:
                 return None
             initial = _sentence_initial(text, m.start())
             nxt = _WORD.match(text, m.end() + 1) if text[m.end():m.end() + 1] == " " else None
-            if not initial and nxt and nxt.group()[:1].isupper() and not _allowed(nxt.group().lower()):
+            if (not initial and nxt and nxt.group()[:1].isupper() and not nxt.group().isupper()
+                    and not _allowed(nxt.group().lower())):
                 return "place" if place else "name"  # two capitalised words inside a sentence: "Precious Jones"
             if P.TITLE.search(before) or (cue and not is_ordinary(low)) or ((cue or place) and not initial):
                 return "place" if place and not P.TITLE.search(before) else "name"
@@ -207,13 +208,13 @@ class Redactor:
         # lower case: a listed given name that is no everyday word, or an unknown word where a cue wants a name
         if _allowed(low):
             return None
-        if low in FIRST_NAMES and low not in COMMON_WORD_NAMES and not is_ordinary(low):
+        if low in FIRST_NAMES and low not in COMMON_WORD_NAMES and not is_ordinary(low, True):
             return "name"
-        if (cue or place) and not is_ordinary(low):
+        if (cue or place) and not is_ordinary(low, True):
             return "place" if place else "name"
         # any other word in no dictionary: a name, unless it is one typo from a word and the writer capitalises
         # (someone who writes "Sarah" elsewhere rarely writes "sarah"; someone who writes all in lower case might)
-        if len(low) >= 3 and not is_ordinary(low) and (is_proper_noun(low) or not near_ordinary(low)
+        if len(low) >= 3 and not is_ordinary(low, True) and (is_proper_noun(low) or not near_ordinary(low)
                                                        or not any(ch.isupper() for ch in text)):
             return "place" if place else "name"
         return None
@@ -235,7 +236,7 @@ class Redactor:
             return False
         if w[:1].isupper():
             return first.group()[:1].isupper() or not is_ordinary(low)
-        return not first.group()[:1].isupper() and (low in SURNAMES or not is_ordinary(low))
+        return not first.group()[:1].isupper() and (low in SURNAMES or not is_ordinary(low, True))
 
     # redaction of a scope -----------------------------------------------------------------------------------
     def redact_many(self, texts: Sequence[str], context: Sequence[str] = ()) -> list[Redacted]:
@@ -295,9 +296,10 @@ class Redactor:
         return re.compile(r"(?<![\w'’])(?:" + "|".join(re.escape(a) for a in alts) + r")(?![\w])", re.I)
 
     def _propagates(self, match: str, found: list[list[Span]]) -> bool:
-        # an everyday word that was a name once ("Rose", "Grace") goes again only when capitalised
+        # everyday words that were a name once ("Rose", "High School") go again only when capitalised
         word = _POSSESSIVE.sub("", match)
-        return word[:1].isupper() or not is_ordinary(word.lower()) or not _is_latin(word)
+        return (word[:1].isupper() or not _is_latin(word)
+                or not all(is_ordinary(w, True) for w in _WORD.findall(word)))
 
     def _kind_of(self, match: str, found: list[list[Span]]) -> str:
         return self._seen.get(_POSSESSIVE.sub("", match).lower(), "name")

@@ -57,7 +57,8 @@ def test_ordinary_counselling_talk_is_left_alone():
     for text in ["I'm Not sure, I feel tired.", "Sunday nights are the worst; Mondays too.",
                  "My GP said CBT might help, but the NHS waiting list is long.",
                  "Honestly, Facebook made lockdown worse. Will you be here next week?",
-                 "I scored 12 out of 27 on the questionnaire at 3pm.", "Grace period ended, I'm hopeful."]:
+                 "I scored 12 out of 27 on the questionnaire at 3pm.", "Grace period ended, I'm hopeful.",
+                 "you're right, i don't know, they've been using it-it's hard. Mm-hmm. my girlfriend's childcare"]:
         assert RED(text) == text
 
 

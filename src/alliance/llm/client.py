@@ -269,7 +269,8 @@ class LLMClient:
         key = ResponseCache.key({"base_url": self.config.base_url, **body})
         cached = self.cache.get(key) if self.cache else None
         self.audit.write({"request_id": request_id, "event": "request", "cache_key": key, "cached": cached is not None,
-                          "redactions": n_redacted, "body": self.audit.text(encode_body(body))})
+                          "redactions": n_redacted,
+                          "body": body if self.audit.keep_text else digest(encode_body(body))})
         answer = cached if cached is not None else self._post(body, request_id)
         try:
             text = answer["choices"][0]["message"]["content"] or ""

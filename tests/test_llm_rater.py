@@ -113,3 +113,27 @@ def test_lenses_need_a_configured_endpoint(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(LLMConfigError, match="no language-model endpoint"):
         LLMAllianceRaterLens()
+
+
+def test_quotes_are_checked_against_what_was_sent_under_redaction(tmp_path):
+    """A remote endpoint sees "[NAME_1]" where the client said her name; quoting what it saw must count as verbatim,
+    and what it was sent must hold no name from any turn of the session."""
+    turns = TURNS.copy()
+    turns.loc[0, "text"] = "My name is Siobhan and I want to stop dreading Mondays."
+    turns.loc[1, "text"] = "Thank you Siobhan. It sounds like Mondays carry a lot."
+    sent = []
+
+    def handler(request):
+        body = json.loads(request.content)
+        sent.append(body)
+        return httpx.Response(200, json={"choices": [{"message": {"content": _items(
+            "Thank you [NAME_1]. It sounds like Mondays", lambda k: 4)}}]})
+
+    cfg = LLMConfig("https://api.example.org/v1", "m", cache_dir=str(tmp_path), json_tries=1)
+    client = LLMClient(cfg, transport=httpx.MockTransport(handler), sleep=lambda s: None)
+    lens = LLMAllianceRaterLens(n_runs=1, client=client)
+    corpus = Corpus(turns)
+    row = lens.summarize(corpus, lens.score(corpus, LensContext(corpus)), LensContext(corpus)).iloc[0]
+    assert row["llm_alliance_runs_ok"] == 1, row["llm_alliance_errors"]
+    assert row["llm_alliance_goal"] == 4 and row["llm_alliance_goal1_evidence"].startswith("Thank you [NAME_1]")
+    assert "Siobhan" not in json.dumps(sent) and len(sent) == 1

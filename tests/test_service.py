@@ -191,7 +191,7 @@ def test_delete_removes_turns_scores_alerts_notes_and_cache(db_url, tmp_path):
                 for m in (Turn, Alert, Note)] == [0, 0, 0]
     import sqlite3
 
-    left = sqlite3.connect(tmp_path / "cache" / "embeddings.sqlite").execute("SELECT count(*) FROM emb").fetchone()[0]
+    left = sqlite3.connect(tmp_path / "cache" / "embeddings.sqlite").execute("SELECT count(*) FROM emb_keyed").fetchone()[0]
     assert left == 1  # only the other corpus's sentence remains
     assert c.get(f"/api/v1/conversations/{cid}", headers=auth(boot.api_key)).status_code == 404
 

@@ -91,4 +91,4 @@ def llm_config(llm_server, tmp_path):
     from alliance.llm import LLMConfig
 
     return LLMConfig(llm_server, "gemma-3-270m", cache_dir=str(tmp_path / "llm"), timeout_s=120, json_tries=3,
-                     max_concurrency=2)
+                     audit_text=True, max_concurrency=2)

@@ -188,8 +188,14 @@ def analyze(
         reader_options["timestamp_unit"] = timestamp_unit.value
     if limit is not None and sample is not None:
         fail("--limit and --sample exclude each other: choose one")
-    _run(inputs, out, fmt, on_error, lenses, model, cache_dir, no_cache, context, seed, resume, probes,
-         reader_options, limit, sample)
+    analysis = _run(inputs, out, fmt, on_error, lenses, model, cache_dir, no_cache, context, seed, resume, probes,
+                    reader_options, limit, sample)
+    # a run whose every model call failed has no model ratings at all: say so and fail (run.json has the errors)
+    dead = [d["name"] for d in analysis.run.get("lenses", []) if ((d.get("llm") or {}).get("usage") or {}).get("all_failed")]
+    if dead:
+        console.print(f"[red]error:[/red] every model call of {', '.join(dead)} failed; the tables are written but "
+                      f"hold no model ratings. The errors are under lenses[].llm.usage.errors in {out / 'run.json'}")
+        raise typer.Exit(1)
     console.print(f"[green]done[/green]: {out}/turns.parquet, sessions.parquet, run.json, report.html")
 
 

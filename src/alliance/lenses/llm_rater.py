@@ -77,6 +77,13 @@ def _client(config: str | Path | None, client: Any) -> Any:
     return get_client(config)
 
 
+def sent_transcript(sent: list[dict[str, Any]]) -> str:
+    """The transcript part of the rating request as sent (after redaction), for checking quotes against it."""
+    user = next((m["content"] for m in sent if m.get("role") == "user"), "")
+    body = user.split("Transcript:\n", 1)[-1]
+    return body.split("\n\nRate each item", 1)[0]
+
+
 def transcript_text(turns: pd.DataFrame, max_chars: int) -> tuple[str, bool]:
     """Numbered transcript; when too long, its start and end with a marked gap (recorded as truncated)."""
     lines = [f"[{int(r.turn_index)}] {r.speaker}: {r.text}" for r in turns.itertuples(index=False)]
@@ -139,20 +146,22 @@ class LLMAllianceRaterLens(Lens):
         from alliance.llm import LLMError
 
         transcript, truncated = transcript_text(turns, self.max_chars)
-        haystack = _norm(" ".join(turns["text"].astype(str)))
+        texts = turns["text"].astype(str).tolist()
         ids = [i["id"] for i in self.items["items"]]
 
-        def check(data: Any) -> str | None:
+        def check(data: Any, sent: list[dict[str, Any]]) -> str | None:
             got = [x["id"] for x in data["items"]]
             if sorted(got) != sorted(ids):
                 return f"every item must appear exactly once; missing {sorted(set(ids) - set(got))}"
+            # quotes are checked against the transcript as the model received it (redacted, when redaction is on)
+            haystack = _norm(sent_transcript(sent))
             bad = [x["id"] for x in data["items"] if _norm(x["evidence"]) not in haystack]
             return f"evidence for {bad} is not a verbatim quote from the transcript" if bad else None
 
         runs, errors = [], []
         for k in range(self.n_runs):
             try:
-                res = self.client.chat_json(self._messages(transcript), self.schema(), check=check,
+                res = self.client.chat_json(self._messages(transcript), self.schema(), check=check, scope=texts,
                                             temperature=self.temperature, seed=self.seed + k,
                                             max_tokens=self.max_tokens)
                 runs.append({x["id"]: x for x in res.data["items"]})
@@ -181,7 +190,7 @@ class LLMAllianceRaterLens(Lens):
                                                 "source": self.items["source"]},
                 "n_runs": self.n_runs, "temperature": self.temperature,
                 "seeds": [self.seed + k for k in range(self.n_runs)], "max_chars": self.max_chars,
-                "llm": self.client.config.describe()}
+                "llm": self.client.describe()}
 
     @classmethod
     def report_section(cls, turns: pd.DataFrame, session: pd.Series, prefix: str) -> ReportSection | None:
@@ -251,12 +260,17 @@ class LLMJudgeLens(Lens):
             out[f"llm_judge_{c}"] = pd.Series("", index=t.index, dtype="string")
         out["llm_judge_concern"] = pd.Series(pd.NA, index=t.index, dtype="boolean")
         rows = np.flatnonzero((t["speaker"] == "counsellor").to_numpy())
+        # a name said anywhere in the session is redacted from every reply judged (one scope per session)
+        session_texts: dict[Any, list[str]] = {key: g["text"].astype(str).tolist()
+                                               for key, g in t.groupby(SESSION_KEY, sort=False)}
+        keys = list(zip(*(t[k] for k in SESSION_KEY), strict=True))
 
         def judge(i: int) -> tuple[int, dict[str, Any] | None, str]:
             client_text = str(t["text"].iat[prev[i]]) if prev[i] >= 0 else "(none)"
             try:
                 res = self.client.chat_json(self._messages(client_text, str(t["text"].iat[i])), self.SCHEMA,
-                                            temperature=self.temperature, seed=self.seed, max_tokens=self.max_tokens)
+                                            scope=session_texts[keys[i]], temperature=self.temperature,
+                                            seed=self.seed, max_tokens=self.max_tokens)
                 return i, res.data, ""
             except LLMError as e:
                 return i, None, str(e)[:300]
@@ -292,7 +306,7 @@ class LLMJudgeLens(Lens):
         return {**super().describe(), "temperature": self.temperature, "seed": self.seed,
                 "schema": {"mechanisms": MECHANISMS, "codes": BEHAVIOUR_CODES, "risk_levels": RISK_LEVELS,
                            "risk_categories": RISK_CATEGORIES, "concerns": SAFETY_CONCERNS},
-                "llm": self.client.config.describe()}
+                "llm": self.client.describe()}
 
 
 def agreement(turns: pd.DataFrame) -> dict[str, float]:

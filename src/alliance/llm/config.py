@@ -1,7 +1,9 @@
 """Where the language model lives: base URL, model and key from the environment or a TOML file, nothing by default.
 
 No endpoint is ever contacted unless one is configured explicitly (``ALLIANCE_LLM_BASE_URL`` or a config file);
-an endpoint on a loopback host counts as local, any other as remote, which switches redaction on by default.
+an endpoint on a loopback host reached directly counts as local, any other (or any reached through a proxy) as
+remote, which switches redaction on by default. Environment proxies (``HTTP_PROXY``, ...) are never used: only a
+``proxy`` configured here.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlunparse
 
 ENV_PREFIX = "ALLIANCE_LLM_"
 DEFAULT_CONFIG_PATH = Path("~/.config/alliance/llm.toml")
@@ -27,7 +29,10 @@ class LLMConfig:
     """Settings of one OpenAI-compatible chat-completions endpoint.
 
     ``price_per_1k`` maps a model id to ``{"prompt": USD, "completion": USD}`` per 1,000 tokens, for cost
-    accounting; ``redact=None`` means "on for remote endpoints, off for loopback ones".
+    accounting; ``redact=None`` means "on for remote endpoints, off for loopback ones". ``proxy`` is the only
+    proxy ever used (environment proxies are ignored), and an endpoint behind it counts as remote. ``timeout_s``
+    is a deadline for each whole HTTP exchange (connect, send, every byte of the answer), not per read.
+    ``audit_text`` keeps the text of requests and answers in the audit log; by default it keeps hashes and sizes.
     """
 
     base_url: str
@@ -43,6 +48,9 @@ class LLMConfig:
     cache_dir: str | None = None
     audit_log: str | None = None
     use_cache: bool = True
+    proxy: str | None = None
+    audit_text: bool = False
+    max_retry_after_s: float = 120.0
     price_per_1k: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -53,20 +61,41 @@ class LLMConfig:
             raise LLMConfigError("no model given (ALLIANCE_LLM_MODEL or `model` in the config file)")
         if self.max_concurrency < 1 or self.json_tries < 1 or self.max_retries < 0:
             raise LLMConfigError("max_concurrency and json_tries must be >= 1, max_retries >= 0")
+        if self.timeout_s <= 0:
+            raise LLMConfigError(f"timeout_s must be > 0, got {self.timeout_s}")
+        if self.proxy is not None:
+            pp = urlparse(self.proxy)
+            if pp.scheme not in ("http", "https", "socks5", "socks5h") or not pp.netloc:
+                raise LLMConfigError(f"proxy {safe_url(self.proxy)!r} is not a proxy URL (e.g. http://127.0.0.1:3128)")
 
     @property
     def is_local(self) -> bool:
-        return is_loopback_url(self.base_url)
+        """Local means a loopback host reached directly: through any proxy the text leaves this process's host."""
+        return is_loopback_url(self.base_url) and not self.proxy
 
     @property
     def redaction_on(self) -> bool:
         return (not self.is_local) if self.redact is None else bool(self.redact)
 
     def describe(self) -> dict[str, Any]:
-        """What a run records: never the key."""
-        return {"base_url": self.base_url, "model": self.model, "local": self.is_local,
+        """What a run records: never the key, nor a password or query string in the URLs."""
+        return {"base_url": safe_url(self.base_url), "model": self.model, "local": self.is_local,
+                "proxy": safe_url(self.proxy) if self.proxy else None,
                 "redaction": self.redaction_on, "timeout_s": self.timeout_s, "max_retries": self.max_retries,
                 "json_tries": self.json_tries, "max_concurrency": self.max_concurrency}
+
+
+def safe_url(url: str) -> str:
+    """``url`` without credentials (``user:password@``) or query string (``?api-key=...``): safe to record."""
+    try:
+        p = urlparse(url)
+        host = p.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = host + (f":{p.port}" if p.port else "")
+        return urlunparse((p.scheme, netloc, p.path, "", "", ""))
+    except ValueError:
+        return "(unparseable URL)"
 
 
 def is_loopback_url(url: str) -> bool:
@@ -84,11 +113,11 @@ _FIELD_TYPES = {f.name: f.type for f in fields(LLMConfig)}
 
 def _coerce(name: str, value: Any, source: str) -> Any:
     try:
-        if name in ("timeout_s", "backoff_s"):
+        if name in ("timeout_s", "backoff_s", "max_retry_after_s"):
             return float(value)
         if name in ("max_retries", "max_concurrency", "json_tries"):
             return int(value)
-        if name in ("redact", "use_cache"):
+        if name in ("redact", "use_cache", "audit_text"):
             if isinstance(value, bool):
                 return value
             return {"1": True, "true": True, "yes": True, "on": True,

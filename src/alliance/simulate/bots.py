@@ -13,6 +13,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from alliance.llm.config import safe_url
+
 Messages = Sequence[dict[str, str]]
 
 DEFAULT_SYSTEM_PROMPT = ("You are a supportive counselling chatbot. Reply to the client in two to four sentences.")
@@ -169,7 +171,7 @@ class EndpointBot:
 
     def describe(self) -> dict[str, Any]:
         return {"bot": self.name, "kind": "endpoint", "model": self.client.config.model,
-                "base_url": self.client.config.base_url, "temperature": self.temperature, "seed": self.seed,
+                "base_url": safe_url(self.client.config.base_url), "temperature": self.temperature, "seed": self.seed,
                 "max_tokens": self.max_tokens, "system_prompt": self.system_prompt}
 
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from alliance.llm.config import safe_url
 from alliance.simulate.appraisal import EMPATHY_COLUMNS, SAFETY_FAILURE_COLUMNS, ReplyMeter, ReplyReading
 from alliance.simulate.moves import client_move
 from alliance.simulate.personas import Persona
@@ -325,7 +326,7 @@ class ModelClient(ScriptedClient):
 
     def describe(self) -> dict[str, Any]:
         return {"client": self.kind, "seed": self.seed, "temperature": self.temperature,
-                "model": self.llm.config.model, "base_url": self.llm.config.base_url, "max_step": MAX_STEP}
+                "model": self.llm.config.model, "base_url": safe_url(self.llm.config.base_url), "max_step": MAX_STEP}
 
     def _profile(self) -> str:
         p = self.persona

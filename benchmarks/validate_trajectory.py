@@ -356,10 +356,6 @@ def main() -> None:
                  f"Unwilling to continue ({int(unwilling.sum())} of {len(X)} sessions): AUC of lower calibrated overall "
                  f"{auc(unwilling, -full['overall']):.2f} vs baseline {auc(unwilling, -base):.2f}.",
                  f"Lenses in this model: {', '.join(lenses)} + text."]
-        out.write_text(json.dumps({"title": "Calibrated alliance (calibrated_* columns) vs what clients said",
-                                   "command": command,
-                                   "date": time.strftime("%Y-%m-%d"), "lines": lines}, indent=1))
-        print(f"# wrote {out}")
     model = CalibratedAlliance(random_state=SEED).fit(X, Y, groups)
     coefs = model.coefficients()
     shift = model.max_shift("overall")
@@ -401,12 +397,21 @@ def main() -> None:
         model.save(args.train, card)
         print(f"# saved {args.train} ({args.train.stat().st_size / 1e6:.1f} MB)")
     if not args.no_esconv:
-        transfer(model, root, lenses, args.cache, options)
+        cross = transfer(model, root, lenses, args.cache, options)
+        if args.write_summary:  # in-corpus and cross-corpus side by side: never one without the other
+            lines.append("Other corpora, the model as fitted (never trained on them): " + "; ".join(cross) + ".")
+    if args.write_summary:
+        out.write_text(json.dumps({"title": "Calibrated alliance (calibrated_* columns) vs what clients said",
+                                   "command": command,
+                                   "date": time.strftime("%Y-%m-%d"), "lines": lines}, indent=1))
+        print(f"# wrote {out}")
+
 
 def transfer(model: CalibratedAlliance, root: Path, lenses: list[str], cache: Path,
-             options: dict[str, dict]) -> None:
+             options: dict[str, dict]) -> list[str]:
     """The model as it is, on corpora it was not trained on: ESConv seekers' ratings, FailedESConv, AnnoMI quality.
-    A corpus whose folder is absent is skipped with a line saying so."""
+    A corpus whose folder is absent is skipped with a line saying so. Returns one short line per corpus scored."""
+    summary: list[str] = []
     print("\n## Transfer: the model as fitted, scored on ESConv, FailedESConv and AnnoMI")
     es_paths = [root / "esconv" / "hf_format" / f for f in ("train.json", "valid.json", "test.json")]
     es_paths = [p for p in es_paths if p.exists()]
@@ -421,6 +426,8 @@ def transfer(model: CalibratedAlliance, root: Path, lenses: list[str], cache: Pa
         rel = pd.to_numeric(session_meta(es, "relevance").reindex(idx), errors="coerce")
         drop = (pd.to_numeric(session_meta(es, "initial_emotion_intensity").reindex(idx), errors="coerce")
                 - pd.to_numeric(session_meta(es, "final_emotion_intensity").reindex(idx), errors="coerce"))
+        summary.append(f"ESConv seekers' empathy rating rho = {spearman(pe['overall'], emp):.2f}, relevance "
+                       f"{spearman(pe['overall'], rel):.2f}")
         print(f"ESConv ({len(pe)} dialogues): " + "   ".join(
             f"rho({t} vs {lab}) = {spearman(pe[t], v):.3f}" for t in ("overall", "bond", "goal")
             for lab, v in (("empathy", emp), ("relevance", rel), ("intensity drop", drop))))
@@ -436,6 +443,7 @@ def transfer(model: CalibratedAlliance, root: Path, lenses: list[str], cache: Pa
         pf = model.predict(session_features(ft, fs))
         print(f"FailedESConv guard rails: {guard_line(pf)}")
         flag = np.r_[np.zeros(len(pe)), np.ones(len(pf))]
+        summary.append(f"FailedESConv vs ESConv AUC {auc(flag, -np.r_[pe['overall'], pf['overall']]):.2f}")
         print(f"FailedESConv ({len(pf)} dialogues) vs ESConv: AUC(failed, lower predicted overall) = "
               f"{auc(flag, -np.r_[pe['overall'], pf['overall']]):.3f}")
     else:
@@ -446,10 +454,12 @@ def transfer(model: CalibratedAlliance, root: Path, lenses: list[str], cache: Pa
         pa = model.predict(session_features(at, asess))
         print(f"AnnoMI guard rails: {guard_line(pa)}")
         high = session_meta(asess, "mi_quality").reindex(pa.index).astype(str).str.lower().eq("high")
+        summary.append(f"AnnoMI high- vs low-quality MI AUC {auc(high, pa['overall']):.2f}")
         print(f"AnnoMI ({len(pa)} MI sessions, {int(high.sum())} high quality): AUC(high-quality MI, higher "
               f"predicted overall) = {auc(high, pa['overall']):.3f}   bond {auc(high, pa['bond']):.3f}")
     else:
         print(f"AnnoMI: no {annomi}; skipped")
+    return summary
 
 
 def guard_line(pred: pd.DataFrame) -> str:
@@ -551,7 +561,7 @@ def training_baseline(model: CalibratedAlliance, folder: Path):
     if getattr(model, "trained_sessions_", None) is not None:
         seen = model.trained_on(Y.index)
         if seen.any():
-            ok &= seen
+            ok = ok & seen
         else:
             note = "rated sessions of the folder (none of them trained the model: not its training data)"
     text = transcript_text(corpus.turns).reindex(Y.index)

@@ -27,6 +27,7 @@ OVERVIEW_COLUMNS = {
     "trajectory_client_words_class": "client words change", "trajectory_n_ruptures": "ruptures",
     "trajectory_n_repaired": "repaired", "calibrated_goal": "calibrated goal", "calibrated_task": "calibrated task",
     "calibrated_bond": "calibrated bond", "calibrated_overall": "calibrated overall",
+    "calibrated_out_of_domain": "calibrated: out of domain", "early_warning": "early warning (first half)",
 }
 
 
@@ -91,8 +92,22 @@ def _calibrated_block(row: pd.Series) -> str:
     spec = " · ".join(f"{a} {row.get(f'calibrated_{a}_specific'):+.2f}" for a in ("goal", "task", "bond")
                       if pd.notna(row.get(f"calibrated_{a}_specific", np.nan)))
     seen = row.get("calibration_in_training")
+    # guard rails beside the number (docs/calibration.md): extrapolation, bounding, and the early warning
+    ood = row.get("calibrated_out_of_domain")
+    caveat = (f" <b>(out of domain: {html.escape(str(row.get('calibrated_out_of_domain_features') or ''))} lie "
+              "outside the training data's range; read it with caution)</b>"
+              if isinstance(ood, (bool, np.bool_)) and ood else "")
+    bounded = row.get("calibrated_bounded")
+    caveat += " (cut back to the scale)" if isinstance(bounded, (bool, np.bool_)) and bounded else ""
+    early = ""
+    if pd.notna(row.get("early_overall", np.nan)):
+        warn = row.get("early_warning")
+        early = (f"<p>from the first {fmt(100 * row.get('early_share', np.nan))}% of the session alone: overall "
+                 f"{fmt(row.get('early_overall'))}, risk of a poor outcome {fmt(row.get('early_risk'))}"
+                 + (" · <b>heading for a rupture or dropout</b>" if isinstance(warn, (bool, np.bool_)) and warn
+                    else "") + "</p>")
     return ("<section class=session><h2>Predicted client rating (calibrated model)</h2>"
-            f"<p>overall {fmt(row.get('calibrated_overall'))} (0-100) · {axes} (items 0-5)</p>"
+            f"<p>overall {fmt(row.get('calibrated_overall'))} (0-100) · {axes} (items 0-5){caveat}</p>" + early
             + (f"<p>each axis above (+) or below (−) the predicted overall, in SD: {spec}</p>" if spec else "")
             + ("<p><b>This session's rating trained the model</b>: agreement here is no test of it.</p>"
                if isinstance(seen, (bool, np.bool_)) and seen else "")

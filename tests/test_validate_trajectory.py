@@ -35,7 +35,7 @@ def _kokoro_folder(folder: Path, n: int, seed: int, first: int = 0) -> Path:
                      "content": "How are things?" if i % 2 == 0 else f"I feel {word} today {i}"} for i in range(8)]
         review = {"client_id": k % 7, "counselor_id": 1, "score": round(100 * q),
                   "unwilling_to_continue": True if q < 0.1 else None,
-                  **{i: int(round(5 * q)) for items in KOKOROCHAT_ITEM_MAP.values() for i in items}}
+                  **{i: round(5 * q) for items in KOKOROCHAT_ITEM_MAP.values() for i in items}}
         (folder / f"en{k}.json").write_text(json.dumps({"dialogue": dialogue, "review_by_client": review}))
     return folder
 

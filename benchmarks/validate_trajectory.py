@@ -679,7 +679,25 @@ def holdout(args: argparse.Namespace) -> None:
             if set(SPECIFIC) <= set(p.columns):  # models before 1.3.0 have no axis-specific heads
                 specific_fit(p[r], y[r], "  ")
     if not args.no_esconv:
-        transfer(model, root, lenses, args.cache, options)
+        cross = transfer(model, root, lenses, args.cache, options)
+        if args.write_summary:  # the card's cross-validated figures (from the training command) beside transfer
+            cv = card.get("cv_figures") or {}
+            if not cv:
+                sys.exit("--write-summary: the model's card has no cross-validated figures (cv_figures)")
+            lines = [f"KokoroChat client score, unseen clients ({cv.get('folds', '5-fold by client')}): calibrated "
+                     f"rho = {cv['rho_overall']:.2f} vs bag-of-words ridge {cv['rho_overall_bag_of_words']:.2f}; "
+                     + ", ".join(f"{a} rho = {cv[f'rho_{a}']:.2f}" for a in AXES) + ".",
+                     f"Unwilling to continue: AUC of lower calibrated overall {cv['auc_unwilling_lower_overall']:.2f}"
+                     f" vs baseline {cv['auc_unwilling_bag_of_words']:.2f}.",
+                     "Other corpora, the model as fitted (never trained on them): " + "; ".join(cross) + ".",
+                     f"Lenses in this model: {', '.join(lenses)} + text."]
+            out = Path(__file__).resolve().parents[1] / "src" / "alliance" / "data" / "validation" / "calibration.json"
+            command = ("PYTHONPATH=src HF_HUB_OFFLINE=1 python benchmarks/validate_trajectory.py "
+                       + " ".join(sys.argv[1:]) + f"  (cross-validated figures: {card.get('command', '?')})")
+            out.write_text(json.dumps({"title": "Calibrated alliance (calibrated_* columns) vs what clients said",
+                                       "command": command, "date": time.strftime("%Y-%m-%d"), "lines": lines},
+                                      indent=1))
+            print(f"# wrote {out}")
 
 if __name__ == "__main__":
     main()

@@ -456,7 +456,8 @@ def transfer(model: CalibratedAlliance, root: Path, lenses: list[str], cache: Pa
         high = session_meta(asess, "mi_quality").reindex(pa.index).astype(str).str.lower().eq("high")
         summary.append(f"AnnoMI high- vs low-quality MI AUC {auc(high, pa['overall']):.2f}")
         print(f"AnnoMI ({len(pa)} MI sessions, {int(high.sum())} high quality): AUC(high-quality MI, higher "
-              f"predicted overall) = {auc(high, pa['overall']):.3f}   bond {auc(high, pa['bond']):.3f}")
+              f"predicted overall) = {auc(high, pa['overall']):.3f} [95% stratified bootstrap "
+              + "{:.3f}, {:.3f}]".format(*boot_auc(high, pa["overall"])) + f"   bond {auc(high, pa['bond']):.3f}")
     else:
         print(f"AnnoMI: no {annomi}; skipped")
     return summary

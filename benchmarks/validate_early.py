@@ -7,6 +7,10 @@ prefixes in the same folds. No later turn is ever seen; closing turns never are.
     PYTHONPATH=src HF_HUB_OFFLINE=1 python benchmarks/validate_early.py
     PYTHONPATH=src HF_HUB_OFFLINE=1 python benchmarks/validate_early.py --train src/alliance/data/calibration/early_v1.json.gz
     PYTHONPATH=src HF_HUB_OFFLINE=1 python benchmarks/validate_early.py --clients 40    # a quick look on a subsample
+    ALLIANCE_DATA=/path/to/held-out PYTHONPATH=src HF_HUB_OFFLINE=1 python benchmarks/validate_early.py --holdout
+
+``--holdout`` fits nothing: it scores the shipped early model on the folder's sessions of clients it never saw, with
+a bag-of-words ridge trained on the training data's same prefixes beside it.
 """
 
 from __future__ import annotations
@@ -45,7 +49,14 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=0, help="use only this many clients (drawn with the seed): a "
                                                             "quick look, not a figure to report")
     ap.add_argument("--train", type=Path, help="also fit on every rated session and save the model here")
+    ap.add_argument("--holdout", action="store_true",
+                    help="fit nothing: score the shipped early model (or --model) on the data folder's sessions it was "
+                         "not trained on, beside a bag-of-words ridge trained on its training data's same prefixes")
+    ap.add_argument("--model", type=Path, default=None, help="with --holdout: a saved early model (.json.gz)")
     args = ap.parse_args()
+    if args.holdout:
+        holdout(args)
+        return
     from sklearn.model_selection import GroupKFold
 
     from alliance.io import read
@@ -137,6 +148,58 @@ def main() -> None:
         out.write_text(json.dumps({"title": "Early warning (early_* columns): before the session's end",
                                    "command": command, "date": time.strftime("%Y-%m-%d"), "lines": lines}, indent=1))
         print(f"# wrote {out}")
+
+
+def holdout(args: argparse.Namespace) -> None:
+    """The early model as shipped, on sessions it never saw: the same curve, flag precision and baseline."""
+    from validate_trajectory import training_folder
+
+    from alliance.early_warning import load_early
+    from alliance.io import read
+
+    model = load_early(args.model)
+    root = data_root() / "kokorochat_en" / "English"
+    print(f"# validate_early --holdout  date {time.strftime('%Y-%m-%d')}  model {args.model or 'shipped'}  data {root}")
+    if not root.exists():
+        print(f"KokoroChat: no {root}; skipped")
+        return
+    corpus = read([root], format="kokorochat", on_error="skip").corpus
+    Y, dropout, groups = kokorochat_early_tables(corpus.turns, corpus.sessions)
+    # left out: every session of a client whose sessions trained the model (figures are for new clients)
+    seen = model.trained_on(Y.index) | model.trained_on_groups(groups)
+    print(f"KokoroChat: {len(Y)} rated sessions; {int(seen.sum())} are training sessions or of training clients and "
+          "are left out")
+    Y, dropout = Y[~seen], dropout[~seen]
+    if len(Y) < 10:
+        print(f"{len(Y)} held-out sessions: too few for figures")
+        return
+    turns = corpus.turns[corpus.turns.set_index(["course_id", "session_id"]).index.isin(Y.index)]
+    train_dir = training_folder()
+    base_turns = base_y = None
+    if train_dir.exists():
+        tc = read([train_dir], format="kokorochat", on_error="skip").corpus
+        ty = kokorochat_early_tables(tc.turns, tc.sessions)[0]
+        ty = ty[model.trained_on(ty.index)] if model.trained_on(ty.index).any() else ty
+        base_turns, base_y = tc.turns, ty["overall"]
+    else:
+        print(f"bag-of-words ridge: training data not found at {train_dir}; skipped")
+    below = float(model.early_.get("poor_score_at_or_below", np.nan))
+    poor = poor_outcome(Y, dropout, below)
+    score = Y["overall"].to_numpy()
+    print(f"{len(Y)} held-out sessions, {int(dropout.sum())} unwilling to continue, {int(poor.sum())} poor outcomes")
+    print("share seen | rho(score) early / bag-of-words (trained on the training data) | AUC(unwilling) lower "
+          "early_overall / bag-of-words | AUC(poor outcome) early_risk | flagged, precision (poor outcome)")
+    for s in (*SHARES[:2], DEFAULT_SHARE, *SHARES[2:]):
+        p = early_scores(prefix_turns(turns, s), model).reindex(Y.index)
+        b = pd.Series(np.nan, index=Y.index)
+        if base_turns is not None:
+            bow = bag_of_words_baseline().fit(transcript_text(prefix_turns(base_turns, s)).reindex(base_y.index),
+                                              base_y)
+            b = pd.Series(bow.predict(transcript_text(prefix_turns(turns, s)).reindex(Y.index)), index=Y.index)
+        flag = p["early_warning"].astype(bool).to_numpy()
+        print(f"{s:.0%} | {spearman(p['early_overall'], score):.3f} / {spearman(b, score):.3f} | "
+              f"{auc(dropout, -p['early_overall']):.3f} / {auc(dropout, -b):.3f} | {auc(poor, p['early_risk']):.3f} | "
+              f"{flag.mean():.1%}, {poor[flag].mean() if flag.any() else float('nan'):.3f}")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from alliance.calibration import (
     bag_of_words_baseline,
     feature_group,
     feature_source,
+    is_time_feature,
     review_targets,
     session_features,
     transcript_text,
@@ -71,19 +72,45 @@ def default_cache() -> Path:
     return default_cache_dir() / "validation"
 
 
+def data_digest(paths: list[Path]) -> str:
+    """SHA-256 of the input files' bytes (a folder: every file under it, with its relative path), so a cache entry
+    belongs to the data it was computed from, never to a folder's or corpus's name."""
+    from alliance.pipeline import file_digest
+
+    h = hashlib.sha256()
+    for p in sorted(Path(x) for x in paths):
+        h.update(file_digest(p).encode())
+    return h.hexdigest()
+
+
+def cache_key(name: str, paths: list[Path], fmt: str, lenses: list[str],
+              options: dict[str, dict] | None = None) -> str:
+    """The cache folder's name for a scored corpus: the corpus name (for a reader) and a hash of the data's content,
+    the reader, the lenses with their versions and options. Another folder with other files gets another entry."""
+    from alliance.registry import lenses as registry
+
+    versions = {}
+    for n in sorted(lenses):
+        try:
+            versions[n] = str(getattr(registry.get(n), "version", "?"))
+        except (KeyError, ImportError):
+            versions[n] = "?"
+    key = json.dumps({"data": data_digest(paths), "format": fmt, "lenses": versions, "options": options or {}},
+                     sort_keys=True)
+    return f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+
+
 def analysed(name: str, paths: list[Path], fmt: str, lenses: list[str], cache: Path,
              options: dict[str, dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Turn and session tables of a corpus scored by ``lenses`` (with lens ``options``), computed once and cached
-    under ``cache``. Cached session tables never feed ``calibrated_*`` back as features (see session_features)."""
+    under ``cache``, keyed by the content of ``paths`` (see :func:`cache_key`). Cached session tables never feed
+    ``calibrated_*`` back as features (see session_features)."""
     from alliance.io import read
     from alliance.pipeline import run_analysis
 
-    key = f"{name}|{','.join(sorted(lenses))}"
-    if options:  # runs without options keep the tags of the caches written before options existed
-        key += "|" + json.dumps(options, sort_keys=True)
-    tag = hashlib.sha1(key.encode()).hexdigest()[:10]
-    out = cache / f"{name}-{tag}"
+    out = cache / cache_key(name, paths, fmt, lenses, options)
     if (out / "sessions.parquet").exists():
+        print(f"# {name}: scored tables from the cache {out} (keyed by the data's content)", file=sys.stderr)
         return pd.read_parquet(out / "turns.parquet"), pd.read_parquet(out / "sessions.parquet")
     loaded = read(paths, format=fmt, on_error="skip")
     corpus = loaded.corpus
@@ -92,8 +119,17 @@ def analysed(name: str, paths: list[Path], fmt: str, lenses: list[str], cache: P
         print(f"# {name}: {len(loaded.rejected)} records rejected and left out (first: {r.source}:{r.location}: "
               f"{r.problem})", file=sys.stderr)
     t0 = time.time()
-    # lenses that need the encoder get the default one (cached on disk) from run_analysis
-    a = run_analysis(corpus, out, lenses=lenses, lens_options=options, seed=SEED, write_report=False)
+
+    step = [0]
+
+    def progress(done: int, total: int) -> None:  # about every tenth of the corpus, and at the end
+        if done >= total or done >= (step[0] + 1) * total / 10:
+            step[0] = int(10 * done / max(total, 1))
+            print(f"# scoring {name}: {done}/{total} turns ({time.time() - t0:.0f}s)", file=sys.stderr, flush=True)
+
+    # lenses that need the encoder get the default one (cached on disk) from run_analysis; a run cut short resumes
+    a = run_analysis(corpus, out, lenses=lenses, lens_options=options, seed=SEED, write_report=False,
+                     progress=progress)
     print(f"# scored {name}: {len(corpus.sessions)} sessions with {lenses} in {time.time() - t0:.0f}s", file=sys.stderr)
     return a.turns, a.sessions
 
@@ -162,7 +198,7 @@ def cross_validate(X: pd.DataFrame, Y: pd.DataFrame, text: pd.Series, groups: np
 
     folds = list(GroupKFold(FOLDS).split(X, groups=groups))
     base = pd.Series(np.nan, index=X.index)
-    cols = [*HEADS, "dropout_risk"]
+    cols = [*HEADS, "dropout_risk", "bounded", "out_of_domain"]
     preds = {k: pd.DataFrame(np.nan, index=X.index, columns=cols) for k in variants}
     for tr, te in folds:
         bow = bag_of_words_baseline().fit(text.iloc[tr], Y["overall"].iloc[tr])
@@ -171,7 +207,7 @@ def cross_validate(X: pd.DataFrame, Y: pd.DataFrame, text: pd.Series, groups: np
             Xv = X[columns[name]] if columns and name in columns else X
             m = CalibratedAlliance(feature_groups=groups_, random_state=SEED).fit(
                 Xv.iloc[tr], Y.iloc[tr], groups[tr], dropout=None if dropout is None else dropout[tr])
-            preds[name].iloc[te] = m.predict(Xv.iloc[te]).reindex(columns=cols).to_numpy()
+            preds[name].iloc[te] = m.predict(Xv.iloc[te]).reindex(columns=cols).astype(float).to_numpy()
     return base, preds
 
 
@@ -183,6 +219,12 @@ def main() -> None:
                     help="fit nothing: score --model (default: the shipped model) as it is on the data folder, "
                          "leaving out the sessions it was trained on")
     ap.add_argument("--model", type=Path, default=None, help="with --holdout: a saved model (.json.gz)")
+    ap.add_argument("--train-data", type=Path, default=training_folder(),
+                    help="with --holdout: the model's training data (KokoroChat folder), where the bag-of-words "
+                         "baseline is trained (default: ../shared/data/kokorochat_en/English)")
+    ap.add_argument("--random-part", type=Path, default=None,
+                    help="with --holdout: a file listing the sessions (ids or file names, one a line) drawn at "
+                         "random; the others are an enriched sample, left out of the correlations")
     ap.add_argument("--baseline-sweep", action="store_true",
                     help="also print the bag-of-words ridge over a grid of n-grams and alphas (same folds)")
     ap.add_argument("--train", type=Path, help="also fit on all of KokoroChat and save the model here")
@@ -245,6 +287,7 @@ def main() -> None:
               f"AUC(unwilling_to_continue) = {auc(unwilling, p['dropout_risk']):.3f} (dropout head), "
               f"{auc(unwilling, -p['overall']):.3f} (lower predicted overall)   "
               + "   ".join(f"rho({a}) = {spearman(p[a], Y[a]):.3f}" for a in AXES))
+    print(f"guard rails, out of fold: {guard_line(full)}")
     lo, hi = boot_auc(unwilling, -full["overall"])
     print(f"AUC(unwilling, lower predicted overall) of the calibrated model: 95% stratified bootstrap [{lo:.3f}, "
           f"{hi:.3f}] ({int(unwilling.sum())} positives)")
@@ -313,12 +356,12 @@ def main() -> None:
                  f"Unwilling to continue ({int(unwilling.sum())} of {len(X)} sessions): AUC of lower calibrated overall "
                  f"{auc(unwilling, -full['overall']):.2f} vs baseline {auc(unwilling, -base):.2f}.",
                  f"Lenses in this model: {', '.join(lenses)} + text."]
-        out.write_text(json.dumps({"title": "Calibrated alliance (calibrated_* columns) vs what clients said",
-                                   "command": command,
-                                   "date": time.strftime("%Y-%m-%d"), "lines": lines}, indent=1))
-        print(f"# wrote {out}")
     model = CalibratedAlliance(random_state=SEED).fit(X, Y, groups)
     coefs = model.coefficients()
+    shift = model.max_shift("overall")
+    print("\n## How far one input alone can move the overall (weight x the range it is clipped to; points of 0-100)")
+    print(", ".join(f"{f} {v:.1f}" for f, v in shift.head(8).items())
+          + f"; timestamp-derived inputs read: {[c for c in model.numeric_columns_ if is_time_feature(c)] or 'none'}")
     print("\n## Level-2 weights per axis (model fitted on all KokoroChat; top 6 by |weight|)")
     for t in HEADS:
         c = coefs[coefs["target"] == t].reindex(coefs[coefs["target"] == t]["weight"].abs().sort_values(
@@ -354,12 +397,21 @@ def main() -> None:
         model.save(args.train, card)
         print(f"# saved {args.train} ({args.train.stat().st_size / 1e6:.1f} MB)")
     if not args.no_esconv:
-        transfer(model, root, lenses, args.cache, options)
+        cross = transfer(model, root, lenses, args.cache, options)
+        if args.write_summary:  # in-corpus and cross-corpus side by side: never one without the other
+            lines.append("Other corpora, the model as fitted (never trained on them): " + "; ".join(cross) + ".")
+    if args.write_summary:
+        out.write_text(json.dumps({"title": "Calibrated alliance (calibrated_* columns) vs what clients said",
+                                   "command": command,
+                                   "date": time.strftime("%Y-%m-%d"), "lines": lines}, indent=1))
+        print(f"# wrote {out}")
+
 
 def transfer(model: CalibratedAlliance, root: Path, lenses: list[str], cache: Path,
-             options: dict[str, dict]) -> None:
+             options: dict[str, dict]) -> list[str]:
     """The model as it is, on corpora it was not trained on: ESConv seekers' ratings, FailedESConv, AnnoMI quality.
-    A corpus whose folder is absent is skipped with a line saying so."""
+    A corpus whose folder is absent is skipped with a line saying so. Returns one short line per corpus scored."""
+    summary: list[str] = []
     print("\n## Transfer: the model as fitted, scored on ESConv, FailedESConv and AnnoMI")
     es_paths = [root / "esconv" / "hf_format" / f for f in ("train.json", "valid.json", "test.json")]
     es_paths = [p for p in es_paths if p.exists()]
@@ -368,11 +420,14 @@ def transfer(model: CalibratedAlliance, root: Path, lenses: list[str], cache: Pa
     if es_paths:
         et, es = analysed("esconv", es_paths, "esconv", lenses, cache, options)
         pe = model.predict(session_features(et, es))
+        print(f"ESConv guard rails: {guard_line(pe)}")
         idx = pe.index
         emp = pd.to_numeric(session_meta(es, "empathy").reindex(idx), errors="coerce")
         rel = pd.to_numeric(session_meta(es, "relevance").reindex(idx), errors="coerce")
         drop = (pd.to_numeric(session_meta(es, "initial_emotion_intensity").reindex(idx), errors="coerce")
                 - pd.to_numeric(session_meta(es, "final_emotion_intensity").reindex(idx), errors="coerce"))
+        summary.append(f"ESConv seekers' empathy rating rho = {spearman(pe['overall'], emp):.2f}, relevance "
+                       f"{spearman(pe['overall'], rel):.2f}")
         print(f"ESConv ({len(pe)} dialogues): " + "   ".join(
             f"rho({t} vs {lab}) = {spearman(pe[t], v):.3f}" for t in ("overall", "bond", "goal")
             for lab, v in (("empathy", emp), ("relevance", rel), ("intensity drop", drop))))
@@ -386,7 +441,9 @@ def transfer(model: CalibratedAlliance, root: Path, lenses: list[str], cache: Pa
     if pe is not None and failed.exists():
         ft, fs = analysed("failedesconv", [failed], "esconv", lenses, cache, options)
         pf = model.predict(session_features(ft, fs))
+        print(f"FailedESConv guard rails: {guard_line(pf)}")
         flag = np.r_[np.zeros(len(pe)), np.ones(len(pf))]
+        summary.append(f"FailedESConv vs ESConv AUC {auc(flag, -np.r_[pe['overall'], pf['overall']]):.2f}")
         print(f"FailedESConv ({len(pf)} dialogues) vs ESConv: AUC(failed, lower predicted overall) = "
               f"{auc(flag, -np.r_[pe['overall'], pf['overall']]):.3f}")
     else:
@@ -395,11 +452,32 @@ def transfer(model: CalibratedAlliance, root: Path, lenses: list[str], cache: Pa
     if annomi.exists():
         at, asess = analysed("annomi", [annomi], "annomi", lenses, cache, options)
         pa = model.predict(session_features(at, asess))
+        print(f"AnnoMI guard rails: {guard_line(pa)}")
         high = session_meta(asess, "mi_quality").reindex(pa.index).astype(str).str.lower().eq("high")
+        summary.append(f"AnnoMI high- vs low-quality MI AUC {auc(high, pa['overall']):.2f}")
         print(f"AnnoMI ({len(pa)} MI sessions, {int(high.sum())} high quality): AUC(high-quality MI, higher "
-              f"predicted overall) = {auc(high, pa['overall']):.3f}   bond {auc(high, pa['bond']):.3f}")
+              f"predicted overall) = {auc(high, pa['overall']):.3f} [95% stratified bootstrap "
+              + "{:.3f}, {:.3f}]".format(*boot_auc(high, pa["overall"])) + f"   bond {auc(high, pa['bond']):.3f}")
     else:
         print(f"AnnoMI: no {annomi}; skipped")
+    return summary
+
+
+def guard_line(pred: pd.DataFrame) -> str:
+    """How many predictions were cut back to their scale and how many sessions lie outside the training range
+    (with the inputs most often out), for one table of predictions."""
+    n = len(pred)
+    if not n:
+        return "no sessions"
+    line = f"{int(pred['bounded'].astype(bool).sum())} of {n} bounded to the scale"
+    if "out_of_domain" in pred:
+        ood = pred["out_of_domain"].astype(float).fillna(0).astype(bool)
+        line += f", {int(ood.sum())} ({ood.mean():.1%}) out of domain"
+        if "out_of_domain_features" in pred and ood.any():
+            names = pd.Series([f.split(" (+")[0] for f in pred.loc[ood, "out_of_domain_features"] for f in
+                               f.split(", ")]).value_counts().head(4)
+            line += " (most often: " + ", ".join(f"{k} {v}" for k, v in names.items()) + ")"
+    return line
 
 
 def kokorochat_tables(turns: pd.DataFrame, sessions: pd.DataFrame):
@@ -463,10 +541,73 @@ def specific_fit(pred: pd.DataFrame, Y: pd.DataFrame, indent: str = "") -> None:
         f"rho({t}) = {spearman(pred[t], z[t.removesuffix('_specific')] - z['overall']):.3f}" for t in SPECIFIC))
 
 
+def training_folder() -> Path:
+    """Where the shipped model's training data lies (the repository's ../shared/data), whatever ALLIANCE_DATA says:
+    the bag-of-words baseline of --holdout is trained there, as the model was."""
+    return Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kokorochat_en" / "English"
+
+
+def training_baseline(model: CalibratedAlliance, folder: Path):
+    """The bag-of-words ridge trained on the model's own training sessions (those of ``folder`` the model records
+    it was trained on; all rated ones when it records nothing), as the model was: (fitted pipeline, sessions, note,
+    the share of those sessions unwilling to continue), or (None, 0, why not, NaN) when the folder is absent."""
+    from alliance.io import read
+
+    if not folder.exists():
+        return None, 0, f"training data not found at {folder} (--train-data); baseline skipped", float("nan")
+    corpus = read([folder], format="kokorochat", on_error="skip").corpus
+    Y = review_targets(corpus.sessions)
+    ok = Y["overall"].notna().to_numpy()
+    note = "the model's training sessions"
+    if getattr(model, "trained_sessions_", None) is not None:
+        seen = model.trained_on(Y.index)
+        if seen.any():
+            ok = ok & seen
+        else:
+            note = "rated sessions of the folder (none of them trained the model: not its training data)"
+    text = transcript_text(corpus.turns).reindex(Y.index)
+    rate = float(session_meta(corpus.sessions, "unwilling_to_continue").reindex(Y.index)[ok].fillna(False).astype(bool).mean())
+    return bag_of_words_baseline().fit(text[ok], Y["overall"][ok]), int(ok.sum()), note, rate
+
+
+def random_part(index: pd.MultiIndex, path: Path) -> np.ndarray:
+    """Per session: True when it is in the random part listed in ``path`` (one session id or file name a line;
+    blank lines and lines starting with # are skipped). A listed id that matches no session is an error naming
+    the file and line, so a typo never silently shrinks the part."""
+    ids = index.get_level_values(1).astype(str)
+    wanted = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        item = line.strip()
+        if item and not item.startswith("#"):
+            wanted[Path(item).name.removesuffix(".json")] = n
+    missing = [(n, k) for k, n in wanted.items() if k not in set(ids)]
+    if missing:
+        n, k = missing[0]
+        sys.exit(f"{path}:line {n}: session {k!r} is not among the rated sessions of the held-out folder "
+                 f"({len(missing)} such lines)")
+    return np.asarray(ids.isin(list(wanted)))
+
+
+def reweighted_spearman(pred, y, flag, rate: float) -> float:
+    """Spearman correlation with the sessions weighted so that the share of ``flag`` (e.g. dropouts) is ``rate``:
+    undoes a sample enriched for one kind of session (weighted Pearson correlation of the ranks)."""
+    from scipy.stats import rankdata
+
+    pred, y, flag = np.asarray(pred, dtype=float), np.asarray(y, dtype=float), np.asarray(flag, dtype=bool)
+    ok = np.isfinite(pred) & np.isfinite(y)
+    pred, y, flag = pred[ok], y[ok], flag[ok]
+    here = flag.mean()
+    if not 0 < here < 1:
+        return spearman(pred, y)
+    w = np.where(flag, rate / here, (1 - rate) / (1 - here))
+    a, b = rankdata(pred), rankdata(y)
+    ma, mb = np.average(a, weights=w), np.average(b, weights=w)
+    cov = np.average((a - ma) * (b - mb), weights=w)
+    return float(cov / np.sqrt(np.average((a - ma) ** 2, weights=w) * np.average((b - mb) ** 2, weights=w)))
+
+
 def holdout(args: argparse.Namespace) -> None:
     """Score a fitted model, unchanged, on the data folder: the figures for sessions and clients it never saw."""
-    from sklearn.model_selection import GroupKFold
-
     model = CalibratedAlliance.load(args.model)
     card = getattr(model, "card_", {})
     lenses, options = list(card.get("lenses") or []), dict(card.get("lens_options") or {})
@@ -475,7 +616,8 @@ def holdout(args: argparse.Namespace) -> None:
                  "rebuilt as it was trained")
     root = data_root()
     print(f"# validate_trajectory --holdout  date {time.strftime('%Y-%m-%d')}  model {args.model or 'shipped'} "
-          f"(version {MODEL_VERSION}, encoder {model.encoder_id})  lenses {','.join(lenses)}  data {root}")
+          f"(version {model.card_.get('model_version', '?')}, encoder {model.encoder_id})  lenses "
+          f"{','.join(lenses)}  data {root}")
     kk = root / "kokorochat_en" / "English"
     if not kk.exists():
         print(f"KokoroChat: no {kk}; skipped")
@@ -492,7 +634,16 @@ def holdout(args: argparse.Namespace) -> None:
         print(f"KokoroChat: {len(X)} rated sessions; {int(seen.sum())} trained the model and are left out; "
               f"{int((~seen & seen_client).sum())} new sessions of training clients; "
               f"{int((~seen_client).sum())} sessions of {len(set(groups[~seen_client]))} clients it never saw")
+        rand = random_part(X.index, args.random_part) if args.random_part else None
+        if rand is not None:
+            print(f"random part ({args.random_part}): {int(rand.sum())} sessions; the rest ({int((~rand).sum())}) "
+                  "are an enriched sample: correlations are computed on the random part only, AUCs on all")
+        bow, n_bow, note, train_rate = training_baseline(model, args.train_data)
+        print(f"bag-of-words ridge: trained on {n_bow} sessions of {args.train_data} ({note})" if bow is not None
+              else f"bag-of-words ridge: {note}")
+        base_all = pd.Series(bow.predict(text), index=X.index) if bow is not None else None
         pred = model.predict(X)
+        print(f"guard rails: {guard_line(pred)}")
         subsets = [("clients it never saw", ~seen_client)]
         if (~seen & seen_client).any():  # new sessions of training clients: a second, less strict, subset
             subsets.insert(0, ("every session it was not trained on", ~seen))
@@ -502,31 +653,52 @@ def holdout(args: argparse.Namespace) -> None:
                 print(f"{label}: {n} sessions; too few for figures")
                 continue
             p, y, u = pred[mask], Y[mask], unwilling[mask].to_numpy()
+            r = rand[mask] if rand is not None else np.ones(n, dtype=bool)  # the part correlations are read on
             lo, hi = boot_auc(u, -p["overall"])
             # a bootstrap of a handful of positives gives an interval narrower than what is known
             interval = f"[95% bootstrap {lo:.3f}, {hi:.3f}]" if k >= 10 else f"(only {k} positives: no interval)"
-            print(f"{label}: {n} sessions, {k} unwilling to continue: rho(score) = "
-                  f"{spearman(p['overall'], y['overall']):.3f}   AUC(unwilling, lower predicted overall) = "
+            part = f" (random part, {int(r.sum())})" if rand is not None else ""
+            print(f"{label}: {n} sessions, {k} unwilling to continue: rho(score){part} = "
+                  f"{spearman(p['overall'][r], y['overall'][r]):.3f}   AUC(unwilling, lower predicted overall) = "
                   f"{auc(u, -p['overall']):.3f} {interval}   "
-                  + "   ".join(f"rho({a}) = {spearman(p[a], y[a]):.3f}" for a in AXES))
+                  + "   ".join(f"rho({a}) = {spearman(p[a][r], y[a][r]):.3f}" for a in AXES))
+            rate_here = u[r].mean() if r.any() else float("nan")
+            if rand is None and np.isfinite(train_rate) and rate_here > 2 * train_rate:
+                print(f"  WARNING: {rate_here:.1%} of these sessions are unwilling to continue against "
+                      f"{train_rate:.1%} in the training data: the sample looks enriched, which biases rho; pass "
+                      f"--random-part. rho(score) reweighted to the training rate = "
+                      f"{reweighted_spearman(p['overall'], y['overall'], u, train_rate):.3f}")
+            if base_all is not None:
+                b = base_all[mask]
+                print(f"  bag-of-words ridge trained on the training data: rho(score){part} = "
+                      f"{spearman(b[r], y['overall'][r]):.3f}   AUC(unwilling) = {auc(u, -b):.3f}")
             g = groups[mask]
-            if len(set(g)) >= FOLDS:  # the plain baseline, cross-validated within these sessions by client
-                base = pd.Series(np.nan, index=p.index)
-                tx, yo = text[mask], y["overall"]
-                for tr, te in GroupKFold(FOLDS).split(tx, groups=g):
-                    bow = bag_of_words_baseline().fit(tx.iloc[tr], yo.iloc[tr])
-                    base.iloc[te] = bow.predict(tx.iloc[te])
-                print(f"  bag-of-words ridge, {FOLDS}-fold by client within them: rho(score) = "
-                      f"{spearman(base, yo):.3f}   AUC(unwilling) = {auc(u, -base):.3f}")
             print("  discriminant validity (partial Spearman, controlling for the client's overall score):")
-            named = {f"  predicted {t.replace('_', '-')}{'' if t.endswith('_specific') else ' axis'}": p[t]
+            named = {f"  predicted {t.replace('_', '-')}{'' if t.endswith('_specific') else ' axis'}": p[t][r]
                      for t in ("goal", "bond", "goal_specific", "bond_specific") if t in p}
-            discriminant_validity(named, sessions, y, g)
+            discriminant_validity(named, sessions, y[r], g[r])
             if set(SPECIFIC) <= set(p.columns):  # models before 1.3.0 have no axis-specific heads
-                specific_fit(p, y, "  ")
+                specific_fit(p[r], y[r], "  ")
     if not args.no_esconv:
-        transfer(model, root, lenses, args.cache, options)
-
+        cross = transfer(model, root, lenses, args.cache, options)
+        if args.write_summary:  # the card's cross-validated figures (from the training command) beside transfer
+            cv = card.get("cv_figures") or {}
+            if not cv:
+                sys.exit("--write-summary: the model's card has no cross-validated figures (cv_figures)")
+            lines = [f"KokoroChat client score, unseen clients ({cv.get('folds', '5-fold by client')}): calibrated "
+                     f"rho = {cv['rho_overall']:.2f} vs bag-of-words ridge {cv['rho_overall_bag_of_words']:.2f}; "
+                     + ", ".join(f"{a} rho = {cv[f'rho_{a}']:.2f}" for a in AXES) + ".",
+                     f"Unwilling to continue: AUC of lower calibrated overall {cv['auc_unwilling_lower_overall']:.2f}"
+                     f" vs baseline {cv['auc_unwilling_bag_of_words']:.2f}.",
+                     "Other corpora, the model as fitted (never trained on them): " + "; ".join(cross) + ".",
+                     f"Lenses in this model: {', '.join(lenses)} + text."]
+            out = Path(__file__).resolve().parents[1] / "src" / "alliance" / "data" / "validation" / "calibration.json"
+            command = ("PYTHONPATH=src HF_HUB_OFFLINE=1 python benchmarks/validate_trajectory.py "
+                       + " ".join(sys.argv[1:]) + f"  (cross-validated figures: {card.get('command', '?')})")
+            out.write_text(json.dumps({"title": "Calibrated alliance (calibrated_* columns) vs what clients said",
+                                       "command": command, "date": time.strftime("%Y-%m-%d"), "lines": lines},
+                                      indent=1))
+            print(f"# wrote {out}")
 
 if __name__ == "__main__":
     main()

@@ -23,6 +23,11 @@ WARM = ["that really helps, thank you", "I feel understood and calmer now", "yes
 COLD = ["whatever", "you are not listening to me", "this is pointless"]
 
 
+def _num(df: pd.DataFrame) -> np.ndarray:
+    """The numeric predictions (the guard-rail columns are flags and names)."""
+    return df.select_dtypes("number").to_numpy()
+
+
 def _corpus(n: int = 80, seed: int = 0) -> Corpus:
     rng = np.random.default_rng(seed)
     rows, sessions = [], []
@@ -65,7 +70,12 @@ def test_fit_predict_learns_the_words_clients_use_and_round_trips(tmp_path):
     assert spearmanr(pred["bond"], Y[~train]["bond"])[0] > 0.6
     path = model.save(tmp_path / "m.json.gz", {"trained_on": "invented"})
     again = CalibratedAlliance.load(path)
-    assert np.allclose(again.predict(X[~train]).to_numpy(), pred.to_numpy(), atol=1e-3)
+    back = again.predict(X[~train])
+    num = pred.select_dtypes("number").columns
+    assert np.allclose(back[num].to_numpy(), pred[num].to_numpy(), atol=1e-3)
+    # the guard rails survive the round trip: same bounds, same out-of-domain verdicts
+    assert back[["bounded", "out_of_domain", "out_of_domain_features"]].equals(
+        pred[["bounded", "out_of_domain", "out_of_domain_features"]])
     assert again.card_["trained_on"] == "invented"
     coefs = model.coefficients()
     assert set(coefs["target"]) == set(HEADS)
@@ -105,15 +115,15 @@ def test_runs_without_the_encoder_lenses_use_the_heads_fitted_without_them(tmp_p
     assert not getattr(without, "reduced_", None)
     no_enc = X.drop(columns=enc_cols)
     expected = without.predict(no_enc)
-    assert np.allclose(with_enc.predict(no_enc).to_numpy(), expected.to_numpy())
+    assert np.allclose(_num(with_enc.predict(no_enc)), _num(expected))
     # NaN rather than absent columns (a session the lens could not score) take the same route, row by row
     nan_rows = X.copy()
     nan_rows.loc[nan_rows.index[:5], enc_cols] = np.nan
     mixed = with_enc.predict(nan_rows)
-    assert np.allclose(mixed.iloc[:5].to_numpy(), expected.iloc[:5].to_numpy())
-    assert np.allclose(mixed.iloc[5:].to_numpy(), with_enc.predict(X).iloc[5:].to_numpy())
+    assert np.allclose(_num(mixed.iloc[:5]), _num(expected.iloc[:5]))
+    assert np.allclose(_num(mixed.iloc[5:]), _num(with_enc.predict(X).iloc[5:]))
     again = CalibratedAlliance.load(with_enc.save(tmp_path / "m.json.gz"))
-    assert np.allclose(again.predict(no_enc).to_numpy(), expected.to_numpy(), atol=1e-3)
+    assert np.allclose(_num(again.predict(no_enc)), _num(expected), atol=1e-3)
     # a model of encoder-lens columns only has no such heads and still predicts (from medians)
     only = CalibratedAlliance(feature_groups=["alliance"]).fit(X, Y, groups)
     assert only.reduced_ is None and only.predict(no_enc).notna().all().all()
@@ -278,3 +288,101 @@ def test_axis_specific_heads_tell_the_axes_apart():
     assert spearmanr(pred["bond_specific"], b)[0] > spearmanr(pred["bond"], b)[0] + 0.2
     words = model.top_words("text_client", "bond_specific", 3)
     assert {"get", "really", "get me", "really get", "you really"} & {w for w, _ in words["raise"]}
+
+
+# guard rails (issue 14, section 4) ------------------------------------------------------------------------------
+def _chatbot_log(spacing_s: float | None) -> Corpus:
+    """Three short hand-written chatbot conversations; only the timestamps differ between calls."""
+    texts = [("hi, I have been feeling low since I lost my job", "I'm sorry to hear that. What has been hardest?"),
+             ("mostly the mornings, I don't want to get up", "That sounds exhausting. What helps, even a little?"),
+             ("talking to my sister sometimes", "It sounds like she matters to you. Could you reach out today?"),
+             ("maybe, thanks", "You're welcome. I'm here whenever you want to talk.")]
+    rows = []
+    start = pd.Timestamp("2026-01-05 09:00", tz="UTC")
+    for k in range(3):
+        i = 0
+        for client, bot in texts:
+            for speaker, text in (("client", client), ("counsellor", bot)):
+                ts = start + pd.Timedelta(seconds=spacing_s * i) if spacing_s is not None else pd.NaT
+                rows.append({"course_id": f"bot{k}", "session_id": "s1", "turn_index": i, "speaker": speaker,
+                             "counsellor_is_ai": True, "text": f"{text} ({k})", "timestamp": ts})
+                i += 1
+    return Corpus(pd.DataFrame(rows))
+
+
+def test_timestamps_alone_cannot_move_the_shipped_models_overall(tmp_path):
+    """Issue 14: none / a minute apart / an hour apart moved the overall from 37 to 309. The shipped model reads no
+    timestamp-derived feature and bounds every input, so the timestamps alone move it by at most a few points."""
+    from alliance.calibration import SCALES, is_time_feature
+    from alliance.pipeline import run_analysis
+
+    model = CalibratedAlliance.load()
+    assert not [c for c in model.numeric_columns_ if is_time_feature(c)]
+    overall = []
+    for k, spacing in enumerate((None, 60.0, 3600.0)):
+        a = run_analysis(_chatbot_log(spacing), tmp_path / str(k), lenses=["markers", "trajectory"],
+                         write_report=False)
+        s = a.sessions.sort_values("course_id")
+        lo, hi = SCALES["overall"]
+        assert s["calibrated_overall"].between(lo, hi).all()
+        for axis in ("goal", "task", "bond"):
+            assert s[f"calibrated_{axis}"].between(*SCALES[axis]).all()
+        # three-turn-pair chats lie far outside KokoroChat's hour-long sessions: said beside the number
+        assert s["calibrated_out_of_domain"].all()
+        assert s["calibrated_out_of_domain_features"].str.contains("struct_log_client_turns").all()
+        overall.append(s["calibrated_overall"].to_numpy())
+    spread = np.ptp(np.vstack(overall), axis=0)
+    assert (spread <= 3.0).all(), spread
+
+
+def test_predictions_are_bounded_to_their_scales_and_say_so():
+    c = _corpus()
+    X = session_features(c.turns, c.sessions)
+    Y = review_targets(c.sessions).reindex(X.index)
+    model = CalibratedAlliance(min_df=1, max_features=500).fit(X, Y, [m["client_id"] for m in c.sessions["meta"]])
+    plain = model.predict(X)
+    assert not plain["bounded"].any()
+    model.level2_["overall"]["intercept"] += 10.0  # ten SDs up: a model that would promise 160 out of 100
+    model.level2_["bond"]["intercept"] -= 10.0
+    pushed = model.predict(X)
+    assert (pushed["overall"] == 100.0).all() and (pushed["bond"] == 0.0).all() and pushed["bounded"].all()
+
+
+def test_out_of_domain_sessions_are_marked_with_the_features_that_are_out():
+    c = _corpus()
+    rng = np.random.default_rng(3)
+    sessions = c.sessions.copy()
+    sessions["markers_client_i_rate"] = rng.uniform(0.0, 0.2, size=len(sessions))
+    X = session_features(c.turns, sessions)
+    Y = review_targets(sessions).reindex(X.index)
+    model = CalibratedAlliance(min_df=1, max_features=500).fit(X, Y, [m["client_id"] for m in sessions["meta"]])
+    assert not model.predict(X)["out_of_domain"].any()
+    odd = X.copy()
+    odd.loc[odd.index[0], "markers_client_i_rate"] = 5.0  # 25 times the training range beyond its edge
+    before = model.predict(X.iloc[[0]])["overall"].iloc[0]
+    p = model.predict(odd)
+    assert p["out_of_domain"].iloc[0] and not p["out_of_domain"].iloc[1:].any()
+    assert p["out_of_domain_features"].iloc[0].split(", ")[0] == "markers_client_i_rate"
+    # clipped to the training range: the extreme value moves the prediction no further than the range allows
+    bound = model.max_shift("overall")["markers_client_i_rate"]
+    assert abs(p["overall"].iloc[0] - before) <= bound + 1e-6
+    assert model.max_shift("overall").index[0] in model.feature_names_
+
+
+def test_add_calibrated_is_what_the_cli_run_applies(tmp_path):
+    """``add_calibrated`` is the public step the API's analyze() calls: on the same scored tables it gives exactly
+    the calibrated_* columns the CLI's run writes."""
+    from alliance.calibration import add_calibrated
+    from alliance.pipeline import analyze, run_analysis
+
+    c = _corpus(6)
+    cli = run_analysis(c, tmp_path, lenses=["markers", "trajectory"], write_report=False).sessions
+    api = analyze(c, lenses=["markers", "trajectory"])
+    api_sessions = add_calibrated(api.turns, api.sessions)
+    cols = sorted(col for col in cli.columns if col.startswith(("calibrated_", "calibration_", "early_")))
+    assert "calibrated_out_of_domain" in cols and "calibrated_bounded" in cols
+    assert cols == sorted(col for col in api_sessions.columns if col.startswith(("calibrated_", "calibration_",
+                                                                                   "early_")))
+    key = ["course_id", "session_id"]
+    a, b = cli.sort_values(key)[cols].reset_index(drop=True), api_sessions.sort_values(key)[cols].reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)

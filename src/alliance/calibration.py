@@ -11,65 +11,89 @@ model is saved as gzipped JSON (no pickle), versioned, and replaceable by a user
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from alliance.calibration_features import (  # re-exported: the features live in their own module
+    AXES,
+    CLIENT_END_TURNS,
+    DEFAULT_ENCODER_ID,
+    ENCODER_SOURCES,
+    HEADS,
+    KOKOROCHAT_ITEM_MAP,
+    MINIMAL_WORDS,
+    SPECIFIC,
+    TARGETS,
+    TEXT_CHANNELS,
+    bag_of_words_baseline,
+    feature_group,
+    feature_source,
+    is_time_feature,
+    review_targets,
+    session_features,
+    structural_features,
+    text_channels,
+    transcript_text,
+)
+from alliance.calibration_io import (  # re-exported: persistence lives in its own module
+    CLIP_QUANTILES,
+    DEFAULT_MODEL,
+    MODEL_FORMAT,
+    MODEL_VERSION,
+    Z_CLIP,
+    CalibrationError,
+    ModelFile,
+)
 from alliance.corpus import SESSION_KEY
 
-AXES: tuple[str, ...] = ("goal", "task", "bond")
-TARGETS: tuple[str, ...] = (*AXES, "overall")
-#: Axis-specific heads: how far the client's rating of one axis stands above (or below) their overall rating, in SD
-#: units (z of the axis minus z of the overall). The axes share most of their variance with the overall rating, so
-#: a predicted axis mostly restates the overall; these heads predict only what tells the axes apart.
-SPECIFIC: tuple[str, ...] = tuple(f"{a}_specific" for a in AXES)
-HEADS: tuple[str, ...] = (*TARGETS, *SPECIFIC)
-MODEL_FORMAT = "alliance-calibration"
-MODEL_VERSION = "1.3.0"
-DEFAULT_MODEL = "calibration_v1.json.gz"
+__all__ = [
+    "AXES",
+    "CLIENT_END_TURNS",
+    "CLIP_QUANTILES",
+    "DEFAULT_ENCODER_ID",
+    "DEFAULT_MODEL",
+    "ENCODER_SOURCES",
+    "HEADS",
+    "KOKOROCHAT_ITEM_MAP",
+    "MINIMAL_WORDS",
+    "MODEL_FORMAT",
+    "MODEL_VERSION",
+    "OOD_MARGIN",
+    "SCALES",
+    "SPECIFIC",
+    "TARGETS",
+    "TEXT_CHANNELS",
+    "Z_CLIP",
+    "CalibratedAlliance",
+    "CalibrationError",
+    "add_calibrated",
+    "bag_of_words_baseline",
+    "feature_group",
+    "feature_source",
+    "is_time_feature",
+    "key_fingerprint",
+    "review_targets",
+    "session_features",
+    "shipped_model_exists",
+    "structural_features",
+    "text_channels",
+    "transcript_text",
+]
 
-#: KokoroChat review items (0-5) averaged into each axis. Bond: the client felt understood, respected, accepted
-#: and at ease (Bordin's affective bond). Task: the pair worked on the concern together with useful techniques
-#: (questions, clarifying, summarising, suggestions, insight). Goal: agreement on and movement toward what the
-#: client wants (goals identified, concerns addressed, hope). Items about rhythm, start, end, value and overall
-#: satisfaction describe the session as a whole and stay out of the three axes. The item name
-#: ``clarified_issues_cleraly`` is spelt as in the corpus.
-KOKOROCHAT_ITEM_MAP: dict[str, tuple[str, ...]] = {
-    "bond": ("felt_heard_and_understood", "felt_respected", "showed_acceptance_and_empathy",
-             "conversation_felt_comfortable", "provided_acknowledgment_and_affirmation"),
-    "task": ("thought_through_concerns_together", "asked_effective_questions", "clarified_issues_cleraly",
-             "summarized_key_points_effectively", "offered_actionable_suggestions", "gained_new_insights"),
-    "goal": ("helped_identify_goals", "concerns_were_addressed", "felt_hopeful_or_expectant",
-             "encouraged_and_instilled_hope"),
-}
-
-#: Text channels: which words each bag-of-words sub-model reads.
-TEXT_CHANNELS: tuple[str, ...] = ("text_client", "text_counsellor", "text_client_end")
-#: How many of the client's last turns make the ``text_client_end`` channel (how a session ends for the client).
-CLIENT_END_TURNS = 8
-#: A client turn of at most this many words counts as a minimal reply (withdrawal sign).
-MINIMAL_WORDS = 3
-#: The encoder the shipped model's alliance and empathy features come from.
-DEFAULT_ENCODER_ID = "sentence-transformers/all-MiniLM-L6-v2"
-#: Lens families (by :func:`feature_source`) that need the sentence encoder, so a user's run may lack them. A model
-#: trained with them also keeps level-2 heads without them (``reduced``), used for sessions that lack them all.
-ENCODER_SOURCES: tuple[str, ...] = ("alliance", "empathy", "behaviour", "safety", "ruptures")
-#: Session columns never used as features (keys, labels, bookkeeping).
-_NOT_FEATURES = {"session_index", "n_turns", "course_id", "session_id", "source", "meta"}
-#: Column prefixes never used as features: ``calibrated_*`` are a (shipped) calibration model's own predictions,
-#: added to every session of a run that has the trajectory lens. Reading them back would train a model on an
-#: earlier model's output (on KokoroChat: on a model fitted to the very ratings being cross-validated);
-#: ``calibration_in_training`` says whether a session trained that model.
-_NOT_FEATURE_PREFIXES: tuple[str, ...] = ("n_client", "n_counsellor", "calibrated_", "calibration_")
-
+#: The rating scales predictions are bounded to: the axes are means of 0-5 review items, the overall a 0-100 score.
+SCALES: dict[str, tuple[float, float]] = {"goal": (0.0, 5.0), "task": (0.0, 5.0), "bond": (0.0, 5.0),
+                                          "overall": (0.0, 100.0)}
+#: A session is out of domain when a feature lies outside the training data's [min, max] by more than this share of
+#: the training data's central range (CLIP_QUANTILES): it was scored by extrapolation, not by what the model saw.
+OOD_MARGIN = 0.25
+#: How many out-of-domain features ``out_of_domain_features`` names (the furthest out first).
+OOD_NAMED = 5
 
 def key_fingerprint(value: Any) -> str:
     """A short SHA-1 of a session key (``course_id/session_id``) or a client id.
@@ -81,137 +105,9 @@ def key_fingerprint(value: Any) -> str:
     return hashlib.sha1(str(value).encode("utf-8")).hexdigest()[:12]
 
 
-class CalibrationError(ValueError):
-    pass
-
-
-def _meta(v: Any) -> dict:
-    if isinstance(v, Mapping):
-        return dict(v)
-    if isinstance(v, str) and v.strip():
-        return dict(json.loads(v))
-    return {}
-
-
-def review_targets(sessions: pd.DataFrame, item_map: Mapping[str, Sequence[str]] = KOKOROCHAT_ITEM_MAP,
-                   overall_key: str = "score") -> pd.DataFrame:
-    """Client-rated goal, task, bond (mean of mapped items) and overall, indexed by (course_id, session_id).
-
-    Items and the overall score are looked up in each session's meta, either at top level or under ``review``.
-    Sessions without a rating give NaN.
-    """
-    rows = []
-    for m in sessions["meta"]:
-        m = _meta(m)
-        src = {**m, **_meta(m.get("review") or m.get("review_by_client"))}
-        row = {}
-        for axis, items in item_map.items():
-            vals = [pd.to_numeric(src.get(i), errors="coerce") for i in items]
-            vals = [v for v in vals if v is not None and np.isfinite(v)]
-            row[axis] = float(np.mean(vals)) if vals else np.nan
-        row["overall"] = pd.to_numeric(src.get(overall_key), errors="coerce")
-        rows.append(row)
-    out = pd.DataFrame(rows, columns=list(TARGETS), dtype=float)
-    out.index = pd.MultiIndex.from_frame(sessions[SESSION_KEY])
-    return out
-
-
-def structural_features(turns: pd.DataFrame) -> pd.DataFrame:
-    """Per session: how much each side writes, minimal client replies, shrinking client turns, reply latency.
-
-    These are the withdrawal signs of the rupture literature (Safran & Muran 2000) read as plain counts, so they
-    exist for every corpus even when the markers lens is not run.
-    """
-    t = turns
-    words = t["text"].astype(str).str.split().str.len().astype(float)
-    is_client = (t["speaker"] == "client").to_numpy()
-    keys = pd.MultiIndex.from_frame(t[SESSION_KEY])
-    df = pd.DataFrame({"w": words.to_numpy(), "client": is_client}, index=keys)
-    ts = pd.to_datetime(t["timestamp"], utc=True) if "timestamp" in t else pd.Series(pd.NaT, index=t.index)
-    df["ts"] = ts.to_numpy()
-    out = {}
-    for key, g in df.groupby(level=[0, 1], sort=False):
-        cw = g.loc[g["client"], "w"].to_numpy()
-        kw = g.loc[~g["client"], "w"].to_numpy()
-        n = len(cw)
-        third = max(n // 3, 1)
-        row = {
-            "struct_log_client_turns": np.log1p(n),
-            "struct_log_counsellor_turns": np.log1p(len(kw)),
-            "struct_log_client_words": np.log1p(cw.mean()) if n else np.nan,
-            "struct_log_counsellor_words": np.log1p(kw.mean()) if len(kw) else np.nan,
-            "struct_client_share_words": cw.sum() / max(cw.sum() + kw.sum(), 1.0),
-            "struct_client_minimal_share": float((cw <= MINIMAL_WORDS).mean()) if n else np.nan,
-            "struct_client_words_last_vs_first": (np.log1p(cw[-third:].mean()) - np.log1p(cw[:third].mean()))
-            if n >= 3 else np.nan,
-        }
-        tsv = pd.to_datetime(g["ts"])
-        if tsv.notna().sum() >= 3:
-            dt = tsv.diff().dt.total_seconds().to_numpy()
-            cl = g["client"].to_numpy()
-            lat = dt[cl & np.isfinite(dt)]
-            lat = lat[lat >= 0]
-            row["struct_log_client_latency"] = float(np.log1p(np.median(lat))) if len(lat) else np.nan
-            span = (tsv.max() - tsv.min()).total_seconds()
-            row["struct_log_minutes"] = float(np.log1p(span / 60.0))
-        else:
-            row["struct_log_client_latency"] = np.nan
-            row["struct_log_minutes"] = np.nan
-        out[key] = row
-    res = pd.DataFrame.from_dict(out, orient="index")
-    res.index = pd.MultiIndex.from_tuples(res.index, names=SESSION_KEY)
-    return res
-
-
-def text_channels(turns: pd.DataFrame) -> pd.DataFrame:
-    """Per session, the words each text channel reads: the client's, the counsellor's, the client's closing turns."""
-    out = {}
-    for key, g in turns.groupby(SESSION_KEY, sort=False):
-        cl = g.loc[g["speaker"] == "client", "text"].astype(str).tolist()
-        co = g.loc[g["speaker"] != "client", "text"].astype(str).tolist()
-        out[key] = {"text_client": " ".join(cl), "text_counsellor": " ".join(co),
-                    "text_client_end": " ".join(cl[-CLIENT_END_TURNS:])}
-    res = pd.DataFrame.from_dict(out, orient="index")
-    res.index = pd.MultiIndex.from_tuples(res.index, names=SESSION_KEY)
-    return res
-
-
-def session_features(turns: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
-    """The calibration model's input, indexed by (course_id, session_id): every numeric lens column of
-    ``sessions`` (grouped by lens prefix), the structural features and the text channels."""
-    s = sessions.set_index(SESSION_KEY)
-    num = s[[c for c in s.columns if c not in _NOT_FEATURES and pd.api.types.is_numeric_dtype(s[c])
-             and not pd.api.types.is_bool_dtype(s[c])]].astype(float)
-    num = num.drop(columns=[c for c in num.columns if c.startswith(_NOT_FEATURE_PREFIXES)])
-    feats = num.join(structural_features(turns), how="left").join(text_channels(turns), how="left")
-    for c in TEXT_CHANNELS:
-        feats[c] = feats[c].fillna("")
-    return feats
-
-
-def feature_group(name: str) -> str:
-    """The lens (column prefix) a feature belongs to: ``alliance``, ``trajectory``, ``struct``, ``text`` ..."""
-    return name.split("_", 1)[0]
-
-
-def feature_source(name: str) -> str:
-    """The measure a feature is computed from, which differs from its lens prefix for the trajectory lens: its
-    ``trajectory_{client,counsellor}_{goal,task,bond}_*`` and ``trajectory_gap_*`` columns follow the alliance
-    probes, ``trajectory_empathy_*`` the per-reply empathy; the rest (client words, ruptures, repairs) stay
-    ``trajectory``. Used to attribute what each lens family adds (the gap analysis)."""
-    group = feature_group(name)
-    if group == "trajectory":
-        rest = name.split("_", 1)[1]
-        if rest.startswith("empathy_"):
-            return "empathy"
-        if rest.startswith("gap_") or any(rest.startswith(f"{side}_{s}_") for side in ("client", "counsellor")
-                                          for s in AXES):
-            return "alliance"
-    return group
-
 
 # the estimator ---------------------------------------------------------------------------------------------
-class CalibratedAlliance(BaseEstimator, RegressorMixin):
+class CalibratedAlliance(ModelFile, BaseEstimator, RegressorMixin):
     """Predict client-rated goal, task, bond and overall from :func:`session_features`.
 
     Targets (``HEADS``): goal, task, bond and overall, and (``SPECIFIC``) each axis's distance from the overall
@@ -238,7 +134,8 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
 
     # helpers ---------------------------------------------------------------------------------------------
     def _numeric_columns(self, X: pd.DataFrame) -> list[str]:
-        cols = [c for c in X.columns if c not in TEXT_CHANNELS and pd.api.types.is_numeric_dtype(X[c])]
+        cols = [c for c in X.columns if c not in TEXT_CHANNELS and pd.api.types.is_numeric_dtype(X[c])
+                and not is_time_feature(c)]
         if self.feature_groups is not None:
             cols = [c for c in cols if feature_group(c) in set(self.feature_groups)]
         return cols
@@ -261,12 +158,28 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
     def _channel_predict(ch: dict[str, Any], texts: pd.Series) -> np.ndarray:
         return np.asarray(ch["vec"].transform(texts) @ ch["coef"].T) + ch["intercept"]
 
-    def _level2_inputs(self, X: pd.DataFrame, text_scores: dict[str, np.ndarray], target_j: int) -> np.ndarray:
+    def _raw_numeric(self, X: pd.DataFrame) -> np.ndarray:
         num = X[self.numeric_columns_].to_numpy(dtype=float)
+        # timestamps-derived features of a model saved before 1.4.0 are read at their training median (not at all)
+        timed = [k for k, c in enumerate(self.numeric_columns_) if is_time_feature(c)]
+        if timed:
+            num[:, timed] = np.nan
+        return num
+
+    def _level2_inputs(self, X: pd.DataFrame, text_scores: dict[str, np.ndarray], target_j: int) -> np.ndarray:
+        num = self._raw_numeric(X)
         num = np.where(np.isfinite(num), num, self.num_median_)
+        if getattr(self, "num_lo_", None) is not None:  # bounded to the training range (models from 1.4.0)
+            num = np.clip(num, self.num_lo_, self.num_hi_)
         num = (num - self.num_mean_) / self.num_scale_
-        txt = np.column_stack([text_scores[c][:, target_j] for c in self.text_channels_]) if self.text_channels_ \
-            else np.empty((len(X), 0))
+        if getattr(self, "num_lo_", None) is not None:
+            num = np.clip(num, -Z_CLIP, Z_CLIP)
+        if self.text_channels_:
+            txt = np.column_stack([text_scores[c][:, target_j] for c in self.text_channels_])
+            if getattr(self, "text_lo_", None) is not None:
+                txt = np.clip(txt, self.text_lo_[:, target_j], self.text_hi_[:, target_j])
+        else:
+            txt = np.empty((len(X), 0))
         return np.column_stack([num, txt])
 
     # API -------------------------------------------------------------------------------------------------
@@ -300,13 +213,19 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         Yz = np.column_stack([Yz, Yz[:, :len(AXES)] - Yz[:, [TARGETS.index("overall")]]])  # + the SPECIFIC heads
         self.heads_ = list(HEADS)
         self.numeric_columns_ = self._numeric_columns(X)
+        self.num_lo_ = self.num_hi_ = self.text_lo_ = self.text_hi_ = self.text_min_ = self.text_max_ = None
         num = X[self.numeric_columns_].to_numpy(dtype=float)
         finite = np.isfinite(num)
         # a column with no value at all (a lens that gave NaN everywhere) gets median 0 rather than a warning
         med = np.array([np.median(num[finite[:, j], j]) if finite[:, j].any() else 0.0 for j in range(num.shape[1])])
         self.num_median_ = np.where(np.isfinite(med), med, 0.0)
         num = np.where(np.isfinite(num), num, self.num_median_)
+        # the training range: inputs are clipped to its central part; beyond [min, max] a session is out of domain
+        self.num_min_, self.num_max_ = num.min(axis=0), num.max(axis=0)
+        lo, hi = np.quantile(num, CLIP_QUANTILES, axis=0) if len(num) else (self.num_median_, self.num_median_)
+        num = np.clip(num, lo, hi)
         self.num_mean_, self.num_scale_ = num.mean(axis=0), num.std(axis=0) + 1e-9
+        self.num_lo_, self.num_hi_ = lo, hi
         use_text = self.feature_groups is None or "text" in set(self.feature_groups)
         self.text_channels_ = [c for c in TEXT_CHANNELS if c in X.columns] if use_text else []
         n_groups = len(np.unique(groups))
@@ -321,6 +240,10 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
                 pred[te] = self._channel_predict(ch, texts.iloc[te])
             oof[c] = pred
             self.channels_[c] = self._fit_channel(texts, Yz)
+        if self.text_channels_:  # the text channels' out-of-fold score range, per channel and target
+            stack = np.stack([oof[c] for c in self.text_channels_])  # channel x session x target
+            self.text_min_, self.text_max_ = stack.min(axis=1), stack.max(axis=1)
+            self.text_lo_, self.text_hi_ = (np.quantile(stack, q, axis=1) for q in CLIP_QUANTILES)
         self.level2_ = {}
         for j, t in enumerate(self.heads_):
             Z = self._level2_inputs(X, oof, j)
@@ -389,7 +312,12 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         """Predicted goal, task, bond (item scale 0-5) and overall (the rating's scale), one row per session;
         ``goal/task/bond_specific`` (SD units: the axis's rating above or below the overall one) for models from
-        1.3.0; ``dropout_risk`` when the model has a dropout head."""
+        1.3.0; ``dropout_risk`` when the model has a dropout head.
+
+        Guard rails: goal, task, bond and overall are bounded to their scales (``SCALES``) and ``bounded`` says
+        which sessions were cut back; timestamp-derived features are never read; from 1.4.0 every input is
+        clipped to the training data's range, and ``out_of_domain`` / ``out_of_domain_features`` say which
+        sessions lie outside it and on which inputs (scored by extrapolation: treat the number with caution)."""
         self._check_fitted()
         missing = [c for c in self.numeric_columns_ if c not in X.columns]
         # a lens not run here: its features fall back to the training median (added at once, not column by column)
@@ -409,7 +337,57 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         if getattr(self, "dropout_", None):
             logit = self._dropout_inputs(X, scores) @ self.dropout_["coef"] + self.dropout_["intercept"]
             out["dropout_risk"] = 1.0 / (1.0 + np.exp(-logit))
+        # predictions stay on the rating's scale; ``bounded`` says which sessions were cut back to it
+        bounded = np.zeros(len(X), dtype=bool)
+        for t, (lo, hi) in SCALES.items():
+            if t in out:
+                bounded |= (out[t] < lo) | (out[t] > hi)
+                out[t] = np.clip(out[t], lo, hi)
+        out["bounded"] = bounded
+        if getattr(self, "num_min_", None) is not None:
+            out["out_of_domain"], out["out_of_domain_features"] = self._out_of_domain(X, scores)
         return pd.DataFrame(out, index=X.index)
+
+    def _out_of_domain(self, X: pd.DataFrame, scores: dict[str, np.ndarray]) -> tuple[np.ndarray, list[str]]:
+        """Per session: whether any input lies beyond the training data's range (by more than OOD_MARGIN of its
+        central range), and the names of those inputs, furthest out first (in central ranges beyond the edge)."""
+        names = list(self.numeric_columns_)
+        vals = [self._raw_numeric(X)]
+        lo, hi, mn, mx = [self.num_lo_], [self.num_hi_], [self.num_min_], [self.num_max_]
+        if self.text_channels_ and getattr(self, "text_min_", None) is not None:
+            j = TARGETS.index("overall")
+            names += self.text_channels_
+            vals.append(np.column_stack([scores[c][:, j] for c in self.text_channels_]))
+            lo.append(self.text_lo_[:, j]), hi.append(self.text_hi_[:, j])
+            mn.append(self.text_min_[:, j]), mx.append(self.text_max_[:, j])
+        v, lo_, hi_, mn_, mx_ = (np.column_stack(vals), *(np.concatenate(a) for a in (lo, hi, mn, mx)))
+        # a floor on the width: a feature constant in training still tolerates rounding (the file keeps 6 digits)
+        width = np.maximum(hi_ - lo_, 1e-3 * np.maximum(np.abs(hi_), 1.0))
+        beyond = np.maximum(mn_ - v, v - mx_) / width  # in central ranges; NaN (a lens not run) is never out
+        beyond = np.where(np.isfinite(beyond), beyond, -np.inf)
+        out = beyond > OOD_MARGIN
+        named = []
+        for row, flags in zip(beyond, out, strict=True):
+            idx = np.flatnonzero(flags)
+            idx = idx[np.argsort(-row[idx])]
+            more = f" (+{len(idx) - OOD_NAMED} more)" if len(idx) > OOD_NAMED else ""
+            named.append(", ".join(names[k] for k in idx[:OOD_NAMED]) + more)
+        return out.any(axis=1), named
+
+    def max_shift(self, target: str = "overall") -> pd.Series:
+        """How far each input alone can move ``target`` (in the rating's units; SD units for the SPECIFIC heads):
+        its weight times the width of the range it is clipped to, largest first. NaN for models before 1.4.0,
+        whose inputs are not bounded."""
+        self._check_fitted()
+        if getattr(self, "num_lo_", None) is None:
+            return pd.Series(np.nan, index=self.feature_names_, name=f"max_shift_{target}")
+        j = self._heads().index(target)
+        zlo = np.maximum((self.num_lo_ - self.num_mean_) / self.num_scale_, -Z_CLIP)
+        zhi = np.minimum((self.num_hi_ - self.num_mean_) / self.num_scale_, Z_CLIP)
+        width = np.r_[zhi - zlo, (self.text_hi_[:, j] - self.text_lo_[:, j]) if self.text_channels_ else []]
+        unit = self.y_scale_[j] if target in TARGETS else 1.0
+        shift = np.abs(self.level2_[target]["coef"]) * width * unit
+        return pd.Series(shift, index=self.feature_names_, name=f"max_shift_{target}").sort_values(ascending=False)
 
     def score(self, X: pd.DataFrame, y: pd.DataFrame, sample_weight: Any = None) -> float:
         """Spearman rho of predicted vs rated overall."""
@@ -445,126 +423,21 @@ class CalibratedAlliance(BaseEstimator, RegressorMixin):
         if not hasattr(self, "level2_"):
             raise CalibrationError("this CalibratedAlliance is not fitted; call fit() or CalibratedAlliance.load()")
 
-    # persistence: gzipped JSON, no pickle ------------------------------------------------------------------
-    def to_dict(self, card: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        self._check_fitted()
-        chans = {}
-        for c, ch in self.channels_.items():
-            vec = ch["vec"]
-            vocab = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
-            chans[c] = {"vocabulary": vocab, "idf": _r(vec.idf_), "coef": [_r(row) for row in ch["coef"]],
-                        "intercept": _r(ch["intercept"])}
-        return {
-            "format": MODEL_FORMAT, "version": MODEL_VERSION, "params": self.get_params(),
-            "targets": list(TARGETS), "heads": self._heads(), "item_map": {k: list(v) for k, v in KOKOROCHAT_ITEM_MAP.items()},
-            "numeric_columns": self.numeric_columns_, "num_median": _r(self.num_median_),
-            "num_mean": _r(self.num_mean_), "num_scale": _r(self.num_scale_),
-            "y_mean": _r(self.y_mean_), "y_scale": _r(self.y_scale_), "text_channels": self.text_channels_,
-            "channels": chans, "level2": {t: {"coef": _r(v["coef"]), "intercept": v["intercept"]}
-                                          for t, v in self.level2_.items()},
-            "reduced": ({"without": self.reduced_["without"], "drop": [int(k) for k in self.reduced_["drop"]],
-                         "level2": {t: {"coef": _r(v["coef"]), "intercept": v["intercept"]}
-                                    for t, v in self.reduced_["level2"].items()}}
-                        if getattr(self, "reduced_", None) else None),
-            "dropout": ({"coef": _r(self.dropout_["coef"]), "intercept": self.dropout_["intercept"]}
-                        if getattr(self, "dropout_", None) else None),
-            "trained": {"fingerprint": "sha1 of course_id/session_id (sessions) or of the group id, first 12 hex",
-                        "sessions": getattr(self, "trained_sessions_", None),
-                        "groups": getattr(self, "trained_groups_", None)},
-            "card": dict(card or {}),
-        }
-
-    def save(self, path: str | Path, card: Mapping[str, Any] | None = None) -> Path:
-        path = Path(path)
-        with gzip.open(path, "wt", encoding="utf-8") as f:
-            json.dump(self.to_dict(card), f)
-        return path
-
-    @classmethod
-    def from_dict(cls, doc: Mapping[str, Any], source: str = "<dict>") -> CalibratedAlliance:
-        if doc.get("format") != MODEL_FORMAT:
-            raise CalibrationError(f"{source}: not an alliance calibration model (format={doc.get('format')!r})")
-        major = str(doc.get("version", "0")).split(".")[0]
-        if major != MODEL_VERSION.split(".")[0]:
-            raise CalibrationError(f"{source}: model version {doc.get('version')} is not readable by this "
-                                   f"alliance (reads {MODEL_VERSION.split('.')[0]}.x)")
-        m = cls(**doc["params"])
-        m.numeric_columns_ = list(doc["numeric_columns"])
-        for k in ("num_median", "num_mean", "num_scale", "y_mean", "y_scale"):
-            setattr(m, k + "_", np.asarray(doc[k], dtype=float))
-        m.text_channels_ = list(doc["text_channels"])
-        m.channels_ = {}
-        for c, ch in doc["channels"].items():
-            vec = m._vectorizer()
-            vec.set_params(vocabulary={t: i for i, t in enumerate(ch["vocabulary"])}, max_features=None)
-            vec.fit([" "])  # builds the analyser; idf_ is then replaced by the trained one
-            vec.idf_ = np.asarray(ch["idf"], dtype=np.float64)
-            m.channels_[c] = {"vec": vec, "coef": np.asarray(ch["coef"], dtype=float),
-                              "intercept": np.asarray(ch["intercept"], dtype=float)}
-        m.heads_ = list(doc.get("heads", TARGETS))
-        m.level2_ = {t: {"coef": np.asarray(v["coef"], dtype=float), "intercept": float(v["intercept"])}
-                     for t, v in doc["level2"].items()}
-        m.feature_names_ = [*m.numeric_columns_, *m.text_channels_]
-        d = doc.get("dropout")
-        m.dropout_ = {"coef": np.asarray(d["coef"], dtype=float), "intercept": float(d["intercept"])} if d else None
-        r = doc.get("reduced")
-        m.reduced_ = {"without": list(r["without"]), "drop": [int(k) for k in r["drop"]],
-                      "level2": {t: {"coef": np.asarray(v["coef"], dtype=float), "intercept": float(v["intercept"])}
-                                 for t, v in r["level2"].items()}} if r else None
-        trained = doc.get("trained") or {}
-        m.trained_sessions_ = trained.get("sessions")
-        m.trained_groups_ = trained.get("groups")
-        m.card_ = dict(doc.get("card", {}))
-        return m
-
-    @classmethod
-    def load(cls, path: str | Path | None = None) -> CalibratedAlliance:
-        """Load a saved model; ``None`` loads the one shipped with alliance."""
-        if path is None:
-            ref = resources.files("alliance.data.calibration").joinpath(DEFAULT_MODEL)
-            with ref.open("rb") as fb, gzip.open(fb, "rt", encoding="utf-8") as f:
-                return cls.from_dict(json.load(f), f"alliance:data/calibration/{DEFAULT_MODEL}")
-        path = Path(path)
-        if not path.exists():
-            raise CalibrationError(f"{path}: no such calibration model file")
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as f:
-            try:
-                doc = json.load(f)
-            except json.JSONDecodeError as e:
-                raise CalibrationError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from None
-        return cls.from_dict(doc, str(path))
-
-
-def _r(a: Any) -> list[float]:
-    return [float(f"{x:.6g}") for x in np.asarray(a, dtype=float).ravel()]
-
-
-def bag_of_words_baseline(alpha: float = 3.0, ngram_max: int = 2):
-    """The plain baseline: TF-IDF words (and word pairs, by default) of the whole transcript into one ridge."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import Ridge
-    from sklearn.pipeline import make_pipeline
-
-    return make_pipeline(TfidfVectorizer(sublinear_tf=True, min_df=2, ngram_range=(1, ngram_max),
-                                         max_features=50000), Ridge(alpha=alpha))
-
-
-def transcript_text(turns: pd.DataFrame) -> pd.Series:
-    """Whole transcript per session (both sides), indexed by (course_id, session_id), for the baseline."""
-    return turns.groupby(SESSION_KEY, sort=False)["text"].agg(lambda s: " ".join(map(str, s)))
-
-
-
 
 def shipped_model_exists() -> bool:
     return resources.files("alliance.data.calibration").joinpath(DEFAULT_MODEL).is_file()
 
 
 def add_calibrated(turns: pd.DataFrame, sessions: pd.DataFrame, model: CalibratedAlliance | None = None,
-                   encoder_id: str | None = None) -> pd.DataFrame:
+                   encoder_id: str | None = None, early: bool = True) -> pd.DataFrame:
     """``sessions`` with ``calibrated_goal/task/bond/overall`` from the shipped (or given) model, and
     ``calibration_in_training`` (the session was in the model's training data); unchanged when no model is shipped.
+    The one entry point for batch runs, the CLI and ``alliance.analyze()`` alike, so both give the same columns.
+
+    Beside the numbers: ``calibrated_bounded`` (a prediction was cut back to its scale), and for models from 1.4.0
+    ``calibrated_out_of_domain`` with ``calibrated_out_of_domain_features`` (inputs beyond the training data's
+    range, furthest out first). When the shipped early-warning model exists, the ``early_*`` columns of
+    :func:`alliance.early_warning.add_early` are added too (``early=False`` leaves them out).
 
     ``encoder_id``: the sentence encoder of this run. Features of the encoder lenses (alliance probes, empathy)
     measured with another encoder than the model was trained on live on another scale, so they are not read:
@@ -581,5 +454,9 @@ def add_calibrated(turns: pd.DataFrame, sessions: pd.DataFrame, model: Calibrate
     if getattr(model, "trained_sessions_", None) is not None:
         # a client rating of a session the model was trained on is no test of it: say so beside the prediction
         pred["calibration_in_training"] = model.trained_on(pred.index)
-    out = sessions.drop(columns=[c for c in pred.columns if c in sessions])
-    return out.join(pred, on=SESSION_KEY)
+    out = sessions.drop(columns=[c for c in pred.columns if c in sessions]).join(pred, on=SESSION_KEY)
+    if early:  # the early-warning columns: what the first half of each session said (alliance.early_warning)
+        from alliance.early_warning import add_early
+
+        out = add_early(turns, out)
+    return out

@@ -171,6 +171,9 @@ def course_table(sessions: pd.DataFrame, reliability: dict | None = None) -> pd.
     cols = {n: c for n, c in COURSE_MEASURES.items() if c in sessions}
     out = course_trajectories(sessions, measures, cols)
     if "calibrated_overall" in sessions:
-        means = sessions.groupby("course_id", sort=False)[[c for c in sessions if c.startswith("calibrated_")]].mean()
+        # numeric predictions only: the guard-rail columns (out-of-domain feature names, flags) are not averaged
+        num = [c for c in sessions if c.startswith("calibrated_") and pd.api.types.is_numeric_dtype(sessions[c])
+               and not pd.api.types.is_bool_dtype(sessions[c])]
+        means = sessions.groupby("course_id", sort=False)[num].mean()
         out = out.merge(means.add_suffix("_mean").reset_index(), on="course_id", how="left")
     return out

@@ -384,9 +384,18 @@ def calibration_record(lenses: Sequence[Lens], encoder: Encoder | None) -> dict[
     model = _shipped_calibration()
     card = model.card_
     encoder_id = encoder.model_id if encoder is not None else None
-    return {"model_version": card.get("model_version"), "trained_on": card.get("trained_on"),
-            "lenses": card.get("lenses"), "encoder": model.encoder_id,
-            "encoder_features_used": encoder_id is None or encoder_id == model.encoder_id}
+    record = {"model_version": card.get("model_version"), "trained_on": card.get("trained_on"),
+              "lenses": card.get("lenses"), "encoder": model.encoder_id,
+              "encoder_features_used": encoder_id is None or encoder_id == model.encoder_id}
+    try:  # the early-warning model behind the early_* columns (absent in an installation without it)
+        from alliance.early_warning import load_early
+
+        early = load_early().card_
+        record["early_warning"] = {"trained_on": early.get("trained_on"), "date": early.get("date"),
+                                   "command": early.get("command"), "early": early.get("early")}
+    except (FileNotFoundError, OSError):
+        pass
+    return record
 
 
 def _fingerprint(corpus: Corpus, lenses: list[Lens], encoder: Encoder | None, seed: int,

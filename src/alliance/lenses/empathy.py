@@ -118,12 +118,15 @@ def build_features(seeker: np.ndarray, response: np.ndarray, response_texts: Seq
 # long texts: sentence windows that fit the encoder
 def encoder_window(encoder: Encoder) -> tuple[Any, int] | None:
     """(tokenizer, max word pieces per window) of a transformer encoder, or None when it has no length limit."""
-    try:
-        model = encoder.model  # type: ignore[attr-defined]
+    try:  # read from the model's config files: asking the window must not load the transformer
         tokenizer = encoder.tokenizer  # type: ignore[attr-defined]
-        limit = int(model.max_seq_length)
+        limit = int(encoder.max_seq_length)  # type: ignore[attr-defined]
     except (AttributeError, TypeError):
-        return None
+        try:
+            model = encoder.model  # type: ignore[attr-defined]
+            tokenizer, limit = encoder.tokenizer, int(model.max_seq_length)  # type: ignore[attr-defined]
+        except (AttributeError, TypeError):
+            return None
     return tokenizer, max(limit - 2, 8)  # [CLS] and [SEP] take two places
 
 

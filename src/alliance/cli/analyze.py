@@ -16,7 +16,7 @@ from alliance.cli.common import OnError, console, out_console, pairs, progress
 
 def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: list[str] | None, model: str | None,
          cache_dir: Path | None, no_cache: bool, context: int, seed: int, resume: bool, probes: Path | None,
-         reader_options: dict | None = None):
+         reader_options: dict | None = None, rationales: bool = False):
     from alliance.encoders import load_encoder
     from alliance.io import InputError, read
     from alliance.pipeline import file_digest, run_analysis
@@ -49,7 +49,7 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
         raise typer.Exit(2)
     console.print(f"{corpus!r}")
     encoder = load_encoder(model, cache_dir=cache_dir, use_cache=not no_cache)
-    lens_options = {"alliance": {"context": context, "probes": probes}}
+    lens_options = {"alliance": {"context": context, "probes": probes}, "empathy": {"rationales": rationales}}
     inputs_rec = {str(p): f"sha256:{file_digest(p)}" for p in inputs}
     with progress() as bar:
         task = bar.add_task("turns", total=len(corpus))
@@ -79,6 +79,8 @@ def analyze(
     context: Annotated[int, typer.Option(help="Score each turn together with its preceding k turns.")] = 0,
     probes: Annotated[Path | None, typer.Option(help="Alliance probe set (JSON, same shape as the shipped one).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed, recorded in run.json.")] = 0,
+    rationales: Annotated[bool, typer.Option(help="Quote the words that carried each empathy level (occlusion: up "
+                                                  "to 8 extra encodings per reply, so off by default).")] = False,
     resume: Annotated[bool, typer.Option(help="Resume an interrupted run in the same --out folder.")] = True,
     column_map: Annotated[list[str] | None, typer.Option("--map", help="Table column for a field, FIELD=COLUMN "
                                                          "(repeatable), e.g. --map text=utterance --map "
@@ -93,7 +95,7 @@ def analyze(
     if role_map:
         reader_options["roles"] = pairs(role_map, "--role")
     _run(inputs, out, fmt, on_error, lenses, model, cache_dir, no_cache, context, seed, resume, probes,
-         reader_options)
+         reader_options, rationales)
     console.print(f"[green]done[/green]: {out}/turns.parquet, sessions.parquet, run.json, report.html")
 
 
@@ -105,7 +107,7 @@ def demo(
     from importlib import resources
 
     sample = Path(str(resources.files("alliance.data.sample").joinpath("annomi_sample.jsonl")))
-    analysis = _run([sample], out, "jsonl", OnError.fail, None, None, None, False, 0, 0, True, None)
+    analysis = _run([sample], out, "jsonl", OnError.fail, None, None, None, False, 0, 0, True, None, rationales=True)
     from alliance.report.terminal import print_summary
 
     print_summary(analysis, out_console)

@@ -83,3 +83,14 @@ def test_config_answers_equal_the_loaded_model():
     texts = ["Don't worry, I'm here.", "naïve café “quotes” 😀", "word " * 300, ""]
     assert fast(texts, add_special_tokens=False)["input_ids"] == \
         model.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+
+
+def test_encode_groups_is_one_call_split_back_by_group():
+    from alliance.encoders.base import encode_groups
+
+    enc = TableEncoder({"a": [1, 0], "b": [0, 1]})
+    got = encode_groups(enc, {"bg": ["a", "b", "a"], 0: ["b"], 1: []})
+    assert enc.calls == 1
+    np.testing.assert_allclose(got["bg"], [[1, 0], [0, 1], [1, 0]])
+    np.testing.assert_allclose(got[0], [[0, 1]])
+    assert got[1].shape == (0, 2)

@@ -44,6 +44,13 @@ class Registry:
         self._load_entry_points()
         return sorted(set(self._paths) | set(self._objects))
 
+    def path_of(self, name: str) -> str | None:
+        """The ``module:attribute`` a name is registered under (None when registered as an object)."""
+        if name in self._objects:
+            return None
+        self._load_entry_points()
+        return self._paths.get(name)
+
     def get(self, name: str) -> Any:
         if name in self._objects:
             return self._objects[name]

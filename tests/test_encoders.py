@@ -94,3 +94,27 @@ def test_encode_groups_is_one_call_split_back_by_group():
     np.testing.assert_allclose(got["bg"], [[1, 0], [0, 1], [1, 0]])
     np.testing.assert_allclose(got[0], [[0, 1]])
     assert got[1].shape == (0, 2)
+
+
+def test_onnx_backend_without_an_export_says_how_to_make_one(tmp_path):
+    from alliance.encoders.onnx import OnnxEncoder
+
+    with pytest.raises(FileNotFoundError, match="export_onnx"):
+        OnnxEncoder(tmp_path / "nothing-here")
+    with pytest.raises(ValueError, match="backend"):
+        load_encoder(backend="tensorflow")
+
+
+@pytest.mark.slow
+def test_onnx_export_gives_the_torch_vectors(tmp_path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from alliance.encoders.onnx import OnnxEncoder, export_onnx
+
+    folder = export_onnx(path=tmp_path / "onnx")
+    texts = ["I feel heard.", "The bus was late.", "word " * 400, ""]  # 400 words: truncated like torch's
+    onnx = load_encoder(str(folder), backend="onnx", use_cache=False)
+    assert isinstance(onnx, OnnxEncoder) and onnx.model_id == "sentence-transformers/all-MiniLM-L6-v2"
+    got, want = onnx.encode(texts), SentenceTransformerEncoder().encode(texts)
+    assert got.shape == want.shape == (4, 384)
+    assert ((got * want).sum(axis=1) > 0.99999).all()

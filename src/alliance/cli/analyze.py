@@ -16,7 +16,7 @@ from alliance.cli.common import OnError, console, out_console, pairs, progress
 
 def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: list[str] | None, model: str | None,
          cache_dir: Path | None, no_cache: bool, context: int, seed: int, resume: bool, probes: Path | None,
-         reader_options: dict | None = None, rationales: bool = False):
+         reader_options: dict | None = None, rationales: bool = False, backend: str = "torch"):
     from alliance.encoders import load_encoder
     from alliance.io import InputError, read
     from alliance.pipeline import file_digest, run_analysis
@@ -48,7 +48,11 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
         console.print("[red]error:[/red] no turns left to analyse")
         raise typer.Exit(2)
     console.print(f"{corpus!r}")
-    encoder = load_encoder(model, cache_dir=cache_dir, use_cache=not no_cache)
+    try:
+        encoder = load_encoder(model, cache_dir=cache_dir, use_cache=not no_cache, backend=backend)
+    except (FileNotFoundError, ValueError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
     lens_options = {"alliance": {"context": context, "probes": probes}, "empathy": {"rationales": rationales}}
     inputs_rec = {str(p): f"sha256:{file_digest(p)}" for p in inputs}
     with progress() as bar:
@@ -79,6 +83,9 @@ def analyze(
     context: Annotated[int, typer.Option(help="Score each turn together with its preceding k turns.")] = 0,
     probes: Annotated[Path | None, typer.Option(help="Alliance probe set (JSON, same shape as the shipped one).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed, recorded in run.json.")] = 0,
+    backend: Annotated[str, typer.Option(help="Encoder runtime: 'torch' (sentence-transformers) or 'onnx' (ONNX "
+                                              "Runtime, same vectors, after a one-time export; docs/scale.md).")
+                       ] = "torch",
     rationales: Annotated[bool, typer.Option(help="Quote the words that carried each empathy level (occlusion: up "
                                                   "to 8 extra encodings per reply, so off by default).")] = False,
     resume: Annotated[bool, typer.Option(help="Resume an interrupted run in the same --out folder.")] = True,
@@ -95,7 +102,7 @@ def analyze(
     if role_map:
         reader_options["roles"] = pairs(role_map, "--role")
     _run(inputs, out, fmt, on_error, lenses, model, cache_dir, no_cache, context, seed, resume, probes,
-         reader_options, rationales)
+         reader_options, rationales, backend)
     console.print(f"[green]done[/green]: {out}/turns.parquet, sessions.parquet, run.json, report.html")
 
 

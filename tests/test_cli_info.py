@@ -38,3 +38,13 @@ def test_lenses_and_formats_import_no_lens_reader_or_pandas():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out
     assert "coordination" in out and "kokorochat" in out and "1.1.0" in out  # empathy's version, from its source
+
+
+def test_path_of_survives_get_but_not_a_replacement():
+    from alliance.registry import Registry
+
+    r = Registry("lenses", {"x": "alliance.lenses.markers:MarkersLens"})
+    r.get("x")  # cached import of the registered path: still readable from source
+    assert r.path_of("x") == "alliance.lenses.markers:MarkersLens"
+    r.register("x", dict)  # replaced by another object: the source no longer describes it
+    assert r.path_of("x") is None

@@ -158,3 +158,26 @@ def test_both_lenses_run_in_the_pipeline_and_render_report_sections():
     one = result.turns[result.turns["session_id"] == "s0"]
     section = CoordinationLens.report_section(one, sess.iloc[0], "s0-coordination")
     assert section is not None and "s0-coordination-wmd" in section.specs
+
+
+def test_shipped_word_vectors_load_without_building_anything(tmp_path, monkeypatch):
+    """The static model ships in the package: a fresh cache stays empty and the vectors carry meaning."""
+    from alliance.lenses.word_vectors import SHIPPED_ID, WordVectors, shipped_model_path
+
+    monkeypatch.setenv("ALLIANCE_CACHE", str(tmp_path / "cache"))
+    assert (shipped_model_path() / "model.safetensors").stat().st_size < 10_000_000
+    wv = WordVectors()
+    assert wv.id == SHIPPED_ID
+    v = wv(["sad", "unhappy", "table"])
+    assert v.shape == (3, 128)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-6)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+    assert not (tmp_path / "cache").exists()
+
+
+def test_other_sizes_need_the_explicit_setup_step(tmp_path, monkeypatch):
+    from alliance.lenses.word_vectors import WordVectors
+
+    monkeypatch.setenv("ALLIANCE_CACHE", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="distill_static_model"):
+        WordVectors(pca_dims=64)(["sad"])

@@ -161,6 +161,7 @@ CLIENT = "My mum died last month and I can't stop crying. I don't know how to ge
 
 @pytest.fixture(scope="module")
 def scored(encoder):
+    from alliance.lenses.empathy import EmpathyLens
     from alliance.pipeline import analyze
 
     replies = [
@@ -169,7 +170,7 @@ def scored(encoder):
         "The train timetable changes in December.",
     ]
     c = corpus_of([(CLIENT, r) for r in replies], opener="Hello, welcome.")
-    return c, analyze(c, ["empathy"], encoder=encoder)
+    return c, analyze(c, [EmpathyLens(rationales=True)], encoder=encoder)
 
 
 @pytest.mark.slow
@@ -231,6 +232,7 @@ def test_rationales_off_gives_the_same_scores_without_occlusion(scored, encoder)
         assert a.turns[f"empathy_{m}_rationale"].isna().all()
     assert lens.describe()["rationales"] is False
     assert build_lenses(["empathy"], {"empathy": {"rationales": False}})[0].describe()["rationales"] is False
+    assert build_lenses(["empathy"])[0].describe()["rationales"] is False  # opt-in: bulk runs skip occlusion
     assert a.run["lenses"][0]["rationales"] is False
 
 
@@ -335,3 +337,25 @@ def test_a_session_without_counsellor_replies_gives_nan_not_an_error():
     assert cols["empathy_er"].isna().all() and len(cols) == 3
     summary = lens.summarize(c, cols, ctx)
     assert summary["empathy_er_mean"].isna().all() and summary["empathy_n_replies"].tolist() == [0]
+
+
+def test_joined_client_runs_are_pooled_from_turn_vectors_not_reencoded():
+    """Two client turns before a reply: the context is the normalised mean of their turn vectors, and the run
+    encodes each turn once (no joined text, no occlusion variants by default)."""
+    from alliance.lenses.empathy import EmpathyLens, pooled_context
+    from alliance.pipeline import analyze
+    from tests.helpers import TableEncoder
+
+    rng = np.random.default_rng(0)
+    texts = ["I lost my job.", "And my dog died.", "That is a lot to carry at once. What helps?"]
+    enc = TableEncoder({t: rng.normal(size=384) for t in texts}, model_id="sentence-transformers/all-MiniLM-L6-v2")
+    c = Corpus(pd.DataFrame({"course_id": "c", "session_id": "s", "turn_index": [0, 1, 2],
+                             "speaker": ["client", "client", "counsellor"], "text": texts}))
+    a = analyze(c, [EmpathyLens()], encoder=enc)
+    assert enc.texts_encoded == 3
+    assert a.turns["empathy_er"].notna().sum() == 1
+    emb = enc.encode(texts)
+    got = pooled_context(c, np.array([2, 0]), emb, enc, None)
+    want = (emb[0] + emb[1]) / np.linalg.norm(emb[0] + emb[1])
+    np.testing.assert_allclose(got[0], want, atol=1e-6)
+    assert not got[1].any()  # a client turn answers nothing: zeros mean "no context"

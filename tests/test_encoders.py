@@ -47,3 +47,74 @@ def test_default_encoder_is_local_and_normalised(tmp_path):
     # meaning, not noise: paraphrases are closer than unrelated sentences
     p = enc.encode(["I feel like you understand me.", "You really get me.", "The bus was late."])
     assert p[0] @ p[1] > p[0] @ p[2]
+
+
+def test_dimension_window_and_tokenizer_come_from_config_files_without_torch():
+    """A warm run asks the encoder for its dimension and window; that must not load torch or the transformer."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from alliance.encoders import load_encoder\n"
+        "from alliance.lenses.empathy import encoder_window, split_windows\n"
+        "e = load_encoder(use_cache=False)\n"
+        "tok, limit = encoder_window(e)\n"
+        "long = 'I hear you. ' * 200\n"
+        "print(e.dimension, limit, len(split_windows([long, 'short'], (tok, limit))[0]), 'torch' in sys.modules, e.loaded)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    dim, limit, n_windows, torch_loaded, loaded = out.stdout.split()
+    assert (int(dim), int(limit)) == (384, 254)  # MiniLM: 384 dimensions, 256 pieces less [CLS] and [SEP]
+    assert int(n_windows) >= 3  # 600 word pieces counted in full: the file's stored truncation at 128 is off
+    assert (torch_loaded, loaded) == ("False", "False")
+
+
+@pytest.mark.slow
+def test_config_answers_equal_the_loaded_model():
+    from alliance.encoders.sentence import FastTokenizer
+
+    enc = SentenceTransformerEncoder()
+    fast = enc.tokenizer
+    assert isinstance(fast, FastTokenizer)
+    cfg = (enc.dimension, enc.max_seq_length)
+    model = SentenceTransformerEncoder().model
+    assert cfg == (model.get_sentence_embedding_dimension(), model.max_seq_length)
+    texts = ["Don't worry, I'm here.", "naïve café “quotes” 😀", "word " * 300, ""]
+    assert fast(texts, add_special_tokens=False)["input_ids"] == \
+        model.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+
+
+def test_encode_groups_is_one_call_split_back_by_group():
+    from alliance.encoders.base import encode_groups
+
+    enc = TableEncoder({"a": [1, 0], "b": [0, 1]})
+    got = encode_groups(enc, {"bg": ["a", "b", "a"], 0: ["b"], 1: []})
+    assert enc.calls == 1
+    np.testing.assert_allclose(got["bg"], [[1, 0], [0, 1], [1, 0]])
+    np.testing.assert_allclose(got[0], [[0, 1]])
+    assert got[1].shape == (0, 2)
+
+
+def test_onnx_backend_without_an_export_says_how_to_make_one(tmp_path):
+    from alliance.encoders.onnx import OnnxEncoder
+
+    with pytest.raises(FileNotFoundError, match="export_onnx"):
+        OnnxEncoder(tmp_path / "nothing-here")
+    with pytest.raises(ValueError, match="backend"):
+        load_encoder(backend="tensorflow")
+
+
+@pytest.mark.slow
+def test_onnx_export_gives_the_torch_vectors(tmp_path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from alliance.encoders.onnx import OnnxEncoder, export_onnx
+
+    folder = export_onnx(path=tmp_path / "onnx")
+    texts = ["I feel heard.", "The bus was late.", "word " * 400, ""]  # 400 words: truncated like torch's
+    onnx = load_encoder(str(folder), backend="onnx", use_cache=False)
+    assert isinstance(onnx, OnnxEncoder) and onnx.model_id == "sentence-transformers/all-MiniLM-L6-v2"
+    got, want = onnx.encode(texts), SentenceTransformerEncoder().encode(texts)
+    assert got.shape == want.shape == (4, 384)
+    assert ((got * want).sum(axis=1) > 0.99999).all()

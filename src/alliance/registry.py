@@ -44,6 +44,15 @@ class Registry:
         self._load_entry_points()
         return sorted(set(self._paths) | set(self._objects))
 
+    def path_of(self, name: str) -> str | None:
+        """The ``module:attribute`` a name is registered under (None when an object was registered in its place)."""
+        self._load_entry_points()
+        path = self._paths.get(name)
+        obj = self._objects.get(name)
+        if obj is not None and path != f"{getattr(obj, '__module__', '')}:{getattr(obj, '__qualname__', '')}":
+            return None  # get() caches what it imported under the same path; anything else replaced it
+        return path
+
     def get(self, name: str) -> Any:
         if name in self._objects:
             return self._objects[name]

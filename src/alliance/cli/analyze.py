@@ -76,7 +76,8 @@ def announce_setup(lens_names: list[str] | None) -> None:
 
 def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: list[str] | None, model: str | None,
          cache_dir: Path | None, no_cache: bool, context: int, seed: int, resume: bool, probes: Path | None,
-         reader_options: dict | None = None, limit: int | None = None, sample: int | None = None):
+         reader_options: dict | None = None, limit: int | None = None, sample: int | None = None,
+         rationales: bool = False, backend: str = "torch"):
     from alliance.encoders import load_encoder
     from alliance.io import InputError, read
     from alliance.pipeline import file_digest, run_analysis
@@ -115,8 +116,12 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
                 elif rejected_path.exists():
                     rejected_path.unlink()
                 announce_setup(lenses)
-                encoder = load_encoder(model, cache_dir=cache_dir, use_cache=not no_cache)
-                lens_options = {"alliance": {"context": context, "probes": probes}}
+                try:
+                    encoder = load_encoder(model, cache_dir=cache_dir, use_cache=not no_cache, backend=backend)
+                except (FileNotFoundError, ValueError) as e:
+                    fail(str(e))
+                lens_options = {"alliance": {"context": context, "probes": probes},
+                                "empathy": {"rationales": rationales}}
                 inputs_rec = {str(p): f"sha256:{file_digest(p)}" for p in inputs}
                 with RunProgress(console, len(corpus)) as bar:
                     analysis = run_analysis(corpus, out, lenses=lenses, lens_options=lens_options,
@@ -164,6 +169,11 @@ def analyze(
     context: Annotated[int, typer.Option(help="Score each turn together with its preceding k turns.")] = 0,
     probes: Annotated[Path | None, typer.Option(help="Alliance probe set (JSON, same shape as the shipped one).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed, recorded in run.json.")] = 0,
+    backend: Annotated[str, typer.Option(help="Encoder runtime: 'torch' (sentence-transformers) or 'onnx' (ONNX "
+                                              "Runtime, same vectors, after a one-time export; docs/scale.md).")
+                       ] = "torch",
+    rationales: Annotated[bool, typer.Option(help="Quote the words that carried each empathy level (occlusion: up "
+                                                  "to 8 extra encodings per reply, so off by default).")] = False,
     resume: Annotated[bool, typer.Option(help="Resume an interrupted run in the same --out folder.")] = True,
     column_map: Annotated[list[str] | None, typer.Option("--map", help="Table column for a field, FIELD=COLUMN "
                                                          "(repeatable), e.g. --map text=utterance --map "
@@ -189,7 +199,7 @@ def analyze(
     if limit is not None and sample is not None:
         fail("--limit and --sample exclude each other: choose one")
     analysis = _run(inputs, out, fmt, on_error, lenses, model, cache_dir, no_cache, context, seed, resume, probes,
-                    reader_options, limit, sample)
+                    reader_options, limit, sample, rationales, backend)
     # a run whose every model call failed has no model ratings at all: say so and fail (run.json has the errors)
     dead = [d["name"] for d in analysis.run.get("lenses", []) if ((d.get("llm") or {}).get("usage") or {}).get("all_failed")]
     if dead:
@@ -207,7 +217,7 @@ def demo(
     from importlib import resources
 
     sample = Path(str(resources.files("alliance.data.sample").joinpath("annomi_sample.jsonl")))
-    analysis = _run([sample], out, "jsonl", OnError.fail, None, None, None, False, 0, 0, True, None)
+    analysis = _run([sample], out, "jsonl", OnError.fail, None, None, None, False, 0, 0, True, None, rationales=True)
     from alliance.report.terminal import print_summary
 
     print_summary(analysis, out_console)

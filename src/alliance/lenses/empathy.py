@@ -8,9 +8,9 @@ and word pairs. Each mechanism is scored 0 (none), 1 (weak), 2 (strong).
 Long replies are scored whole: a reply longer than the encoder's window is cut into sentence windows that fit,
 each window is scored with the same context, and the reply shows a mechanism at level k or more with the largest
 probability any of its windows gives (EPITOME's annotators marked a mechanism wherever in the reply it appeared).
-The rationale of a level > 0 is found by occlusion: the reply's clauses are removed one at a time (at most
-:data:`MAX_OCCLUSIONS`, all in one batch) and the clauses whose removal most lowers the probability of the
-predicted level are quoted.
+The rationale of a level > 0 (opt-in: ``rationales=True``, ``alliance analyze --rationales``) is found by
+occlusion: the reply's clauses are removed one at a time (at most :data:`MAX_OCCLUSIONS`, all in one batch) and
+the clauses whose removal most lowers the probability of the predicted level are quoted.
 """
 
 from __future__ import annotations
@@ -118,12 +118,15 @@ def build_features(seeker: np.ndarray, response: np.ndarray, response_texts: Seq
 # long texts: sentence windows that fit the encoder
 def encoder_window(encoder: Encoder) -> tuple[Any, int] | None:
     """(tokenizer, max word pieces per window) of a transformer encoder, or None when it has no length limit."""
-    try:
-        model = encoder.model  # type: ignore[attr-defined]
+    try:  # read from the model's config files: asking the window must not load the transformer
         tokenizer = encoder.tokenizer  # type: ignore[attr-defined]
-        limit = int(model.max_seq_length)
+        limit = int(encoder.max_seq_length)  # type: ignore[attr-defined]
     except (AttributeError, TypeError):
-        return None
+        try:
+            model = encoder.model  # type: ignore[attr-defined]
+            tokenizer, limit = encoder.tokenizer, int(model.max_seq_length)  # type: ignore[attr-defined]
+        except (AttributeError, TypeError):
+            return None
     return tokenizer, max(limit - 2, 8)  # [CLS] and [SEP] take two places
 
 
@@ -431,15 +434,14 @@ def occlusion_rationales(model: EmpathyModel, seeker_vecs: np.ndarray, responses
     return out
 
 
-def client_context(corpus: Corpus) -> list[str | None]:
-    """For each turn, the client's words it answers: the run of consecutive client turns just before it
-    (joined), or None when no client turn precedes it in the session."""
+def client_runs(corpus: Corpus) -> np.ndarray:
+    """For each turn, the first and last row of the run of consecutive client turns just before it in its
+    session (shape (n, 2)); (-1, -1) when no client turn precedes it."""
     t = corpus.turns
     prev = corpus.previous_turn_of_other_side().to_numpy()
-    texts = t["text"].to_numpy()
     speakers = np.asarray(t["speaker"].astype(str))
     sess = pd.factorize(pd.MultiIndex.from_frame(t[SESSION_KEY]))[0]
-    out: list[str | None] = [None] * len(t)
+    out = np.full((len(t), 2), -1, dtype=np.int64)
     for i in np.flatnonzero(speakers == "counsellor"):
         j = prev[i]
         if j < 0:
@@ -447,20 +449,52 @@ def client_context(corpus: Corpus) -> list[str | None]:
         k = j
         while k - 1 >= 0 and sess[k - 1] == sess[j] and speakers[k - 1] == "client":
             k -= 1
-        out[i] = " ".join(str(x).strip() for x in texts[k:j + 1])
+        out[i] = (k, j)
     return out
+
+
+def client_context(corpus: Corpus) -> list[str | None]:
+    """For each turn, the client's words it answers: the run of consecutive client turns just before it
+    (joined), or None when no client turn precedes it in the session."""
+    texts = corpus.turns["text"].to_numpy()
+    return [None if k < 0 else " ".join(str(x).strip() for x in texts[k:j + 1]) for k, j in client_runs(corpus)]
+
+
+def pooled_context(corpus: Corpus, rows: np.ndarray, emb: np.ndarray, encoder: Encoder,
+                   window: tuple[Any, int] | None) -> np.ndarray:
+    """The context vector of each reply in ``rows``: the normalised mean of the vectors of the client turns it
+    answers, reusing the run's turn vectors (a turn longer than the window is the mean of its windows, as in
+    :func:`embed_whole`); zeros when no client turn precedes it. Nothing already encoded is encoded again."""
+    runs = client_runs(corpus)[rows]
+    has = runs[:, 0] >= 0
+    turns = np.unique(np.concatenate([np.arange(k, j + 1) for k, j in runs[has]])) if has.any() else np.array([], int)
+    texts = corpus.turns["text"].to_numpy()
+    vec = {}
+    if len(turns):
+        fits = [len(w) == 1 for w in split_windows([str(texts[i]) for i in turns], window)]
+        long = [i for i, ok in zip(turns, fits, strict=True) if not ok]
+        whole = embed_whole([str(texts[i]).strip() for i in long], encoder, window) if long else None
+        vec = {int(i): emb[i] for i, ok in zip(turns, fits, strict=True) if ok}
+        vec.update({int(i): whole[n] for n, i in enumerate(long)})
+    out = np.zeros((len(rows), emb.shape[1]), dtype=np.float64)
+    for r in np.flatnonzero(has):
+        k, j = runs[r]
+        out[r] = np.sum([vec[i] for i in range(k, j + 1)], axis=0)
+    return normalise_rows(out)
 
 
 class EmpathyLens(Lens):
     """EPITOME empathy of every counsellor reply: level, probabilities and rationale per mechanism."""
 
     name: ClassVar[str] = "empathy"
-    version: ClassVar[str] = "1.0.0"
+    #: 1.1.0: a run of several client turns is pooled from their turn vectors instead of re-encoded joined;
+    #: rationales are opt-in (they cost up to 8 extra encodings per reply).
+    version: ClassVar[str] = "1.1.0"
     citation: ClassVar[str] = ("Sharma, Miner, Atkins & Althoff 2020, EPITOME (EMNLP): emotional reactions, "
                                "interpretations, explorations; levels summed as in Sharma et al. 2021 (PARTNER)")
     needs_encoder: ClassVar[bool] = True
 
-    def __init__(self, model: str | Path | None = None, rationales: bool = True):
+    def __init__(self, model: str | Path | None = None, rationales: bool = False):
         self.model = EmpathyModel.load(model)
         self.rationales = rationales
 
@@ -482,23 +516,7 @@ class EmpathyLens(Lens):
         encoder = ctx.encoder
         self._check_encoder(encoder)
         emb = ctx.embeddings()
-        context = client_context(corpus)
-        dim = emb.shape[1]
-        seeker = np.zeros((len(rows), dim), dtype=np.float32)
-        # a single client turn that fits the window is already encoded; joined runs are encoded here
-        prev = corpus.previous_turn_of_other_side().to_numpy()
-        window = encoder_window(encoder)
-        with_context = [r for r, i in enumerate(rows) if context[i] is not None]
-        fits = [len(w) == 1 for w in split_windows([context[rows[r]] for r in with_context], window)]
-        todo = []
-        for r, one_window in zip(with_context, fits, strict=True):
-            i = rows[r]
-            if one_window and context[i] == str(t["text"].iat[prev[i]]).strip():
-                seeker[r] = emb[prev[i]]
-            else:
-                todo.append(r)
-        if todo:
-            seeker[todo] = embed_whole([context[rows[r]] for r in todo], encoder, window)
+        seeker = pooled_context(corpus, rows, emb, encoder, encoder_window(encoder))
         replies = [str(x) for x in t["text"].to_numpy()[rows]]
         scores = score_pairs(self.model, seeker, replies, encoder, response_vecs=emb[rows])
         for m in MECHANISMS:
@@ -613,5 +631,9 @@ def _rationale_table(replies: pd.DataFrame) -> str:
             rows.append(f"<tr class=counsellor><td>{r.turn_index}</td><td class=l>{'<br>'.join(reasons)}</td></tr>")
     if not rows:
         return "<p class=meta>No reply reached level 1 on any mechanism.</p>"
-    return ("<details><summary>why: the words that carried each level (occlusion)</summary><table>"
+    computed = any(f"empathy_{m}_rationale" in replies and replies[f"empathy_{m}_rationale"].notna().any()
+                   for m in MECHANISMS)
+    summary = ("why: the words that carried each level (occlusion)" if computed else
+               "levels per reply (rationales not computed: run <code>alliance analyze --rationales</code>)")
+    return (f"<details><summary>{summary}</summary><table>"
             "<tr><th>#</th><th class=l>mechanism, level: rationale</th></tr>" + "".join(rows) + "</table></details>")

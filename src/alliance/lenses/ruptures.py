@@ -21,7 +21,7 @@ import pandas as pd
 
 from alliance.corpus import SESSION_KEY, Corpus
 from alliance.data import load_json_data
-from alliance.encoders.base import Encoder
+from alliance.encoders.base import Encoder, encode_groups
 from alliance.lenses.alliance_probes import background_stats, load_background
 from alliance.lenses.base import Lens, LensContext, ReportSection, session_index
 from alliance.trajectory import relative_position
@@ -98,10 +98,12 @@ class RuptureMarkersLens(Lens):
         """Per family: probe vectors and their similarity mean and SD over the neutral background."""
         mid = encoder.model_id
         if mid not in self._stats:
-            bg = encoder.encode(self.background)
+            vecs = encode_groups(encoder, {"background": list(self.background),
+                                           **{i: list(f.probes) for i, f in enumerate(self.families)}})
+            bg = vecs["background"]
             stats = []
-            for f in self.families:
-                pv = encoder.encode(list(f.probes))
+            for i in range(len(self.families)):
+                pv = vecs[i]
                 stats.append((pv, *background_stats(bg, pv)))
             self._stats[mid] = stats
         return self._stats[mid]

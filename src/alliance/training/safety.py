@@ -338,6 +338,13 @@ def model_card(model: SafetyModel) -> str:
     op = m.get("operating_point", {})
     src = "\n".join(f"| {k} | {v['texts']} | {v['positives']} |" for k, v in m.get("risk_sources", {}).items())
     rep = ", ".join(f"{k} {v}" for k, v in m.get("reply_sources", {}).items())
+    if m.get("kind") == "default":
+        licence = ("Licences: the exemplars were written for this project (CC0-1.0, data/safety/exemplars_v2.json); "
+                   "AnnoMI is public domain. No research-only source was used, so this file may ship in the package. "
+                   "Rebuild: `alliance train safety --default --ordinary ../shared/data --out src/alliance/data/safety`.")
+    else:
+        licence = ("Licences: the research sources keep their own terms (see the safety data README). This file is "
+                   "derived from them: keep it on your machine, never commit or ship it.")
     return f"""# Safety model ({m.get('kind', 'trained')}), version {m.get('version')}
 
 Built by `alliance train safety` (seed {m.get('seed')}) on frozen `{m.get('model_id')}` sentence embeddings.
@@ -349,8 +356,7 @@ Logistic heads: client risk (high or imminent), endangering plan, category; repl
 |---|---|---|
 {src}
 
-Reply pairs: {rep}. Licences: the research sources keep their own terms (see the safety data README). This file is
-derived from them: keep it on your machine, never commit or ship it.
+Reply pairs: {rep}. {licence}
 
 ## Operating point
 

@@ -220,17 +220,15 @@ def dia_figures(root: Path, encoder, reply_all: pd.DataFrame, P_all: np.ndarray,
 
 def annomi_sessions(root: Path, model, encoder, name: str, n_sessions: int) -> None:
     """Run the lens on whole AnnoMI sessions (a seeded sample) and count sessions flagged risk_not_addressed."""
+    from alliance.io import read
     from alliance.lenses.base import LensContext
     from alliance.lenses.safety import SafetyLens
-    from alliance.training.behaviour import load_annomi
 
-    data = load_annomi(root / "annomi" / "AnnoMI-full.csv")
-    corpus = data.corpus
-    ids = sorted(corpus.turns["session_id"].unique())
-    rng = np.random.default_rng(SEED)
-    keep = set(rng.choice(ids, size=min(n_sessions, len(ids)), replace=False))
-    corpus.turns = corpus.turns[corpus.turns["session_id"].isin(keep)].reset_index(drop=True)
-    corpus.sessions = corpus.sessions[corpus.sessions["session_id"].isin(keep)].reset_index(drop=True)
+    corpus = read(root / "annomi" / "AnnoMI-full.csv", format="annomi", on_error="skip").corpus
+    keys = corpus.session_keys()
+    rng = np.random.default_rng(SEED)  # the same sample as flag_rates (so its vectors are already cached)
+    corpus = corpus.subset_sessions([keys[i] for i in sorted(rng.choice(len(keys), size=min(n_sessions, len(keys)),
+                                                                        replace=False))])
     lens = SafetyLens(model=model)
     ctx = LensContext(corpus, encoder)
     ctx.add(pd.DataFrame({"alliance_bond": np.zeros(len(corpus))}, index=corpus.turns.index))
@@ -281,7 +279,7 @@ def main() -> None:
     ap.add_argument("--data")
     ap.add_argument("--cache")
     ap.add_argument("--per-corpus", type=int, default=1500)
-    ap.add_argument("--annomi-sessions", type=int, default=40)
+    ap.add_argument("--annomi-sessions", type=int, default=30)
     ap.add_argument("--only", choices=["flags"], help="only the empathy_high_goal_task_flat distribution and rates")
     args = ap.parse_args()
     root = data_root(args.data)
@@ -297,9 +295,17 @@ def main() -> None:
     print(f"# validate_safety (seed {SEED}; encoder {encoder.model_id}; {FOLDS} grouped folds; ordinary talk "
           f"{args.per_corpus} client turns per corpus)")
     t0 = time.perf_counter()
-    risk = risk_rows(root / "safety", root, args.per_corpus, SEED)
+    from alliance.io import read
+    from alliance.training.safety_data import load_ordinary
+
+    ordinary = load_ordinary(root, args.per_corpus, SEED)
+    risk = risk_rows(root / "safety", root, args.per_corpus, SEED, ordinary=ordinary)
     X = encode_table(risk, encoder)
-    reply = reply_rows(root / "safety")
+    # AnnoMI replies of the sessions scored whole below stay out of every reply head's training
+    keys = read(root / "annomi" / "AnnoMI-full.csv", format="annomi", on_error="skip").corpus.session_keys()
+    rng = np.random.default_rng(SEED)
+    held = {keys[i][1] for i in rng.choice(len(keys), size=min(args.annomi_sessions, len(keys)), replace=False)}
+    reply = reply_rows(root / "safety", ordinary[~ordinary["group"].isin(held)])
     P = encode_pairs(reply, encoder)
     print(f"encoded {len(risk)} client texts and {len(reply)} reply pairs ({time.perf_counter() - t0:.0f} s)")
     print("\n## Risk detector: the `alliance train safety` recipe, cross-validated")
@@ -345,14 +351,14 @@ def main() -> None:
 
 
 
-def flag_rates(root: Path, n_sessions: int = 30) -> None:
+def flag_rates(root: Path, n_sessions: int = 30, n_kokoro: int = 10) -> None:
     """Distribution of the inputs of safety_flag_empathy_high_goal_task_flat per corpus (a seeded sample of whole
     sessions scored by the alliance, empathy and safety lenses), and how often the flag fires at the lens's
     thresholds. The thresholds in lenses/safety_flags.py were read from this printout (docs/safety.md)."""
     from alliance.encoders import load_encoder
     from alliance.io import read
     from alliance.lenses.safety_flags import EMPATHY_HIGH, FLAT_SLOPE
-    from alliance.pipeline import analyze
+    from alliance.pipeline import analyze, build_lenses
 
     encoder = load_encoder()
     sources = {"annomi": (root / "annomi" / "AnnoMI-full.csv", "annomi"),
@@ -363,10 +369,12 @@ def flag_rates(root: Path, n_sessions: int = 30) -> None:
         corpus = read(path, format=fmt, on_error="skip").corpus
         keys = corpus.session_keys()
         rng = np.random.default_rng(SEED)
-        pick = [keys[i] for i in sorted(rng.choice(len(keys), size=min(n_sessions, len(keys)), replace=False))]
+        n = n_kokoro if name == "kokorochat" else n_sessions  # KokoroChat sessions are ~90 turns long
+        pick = [keys[i] for i in sorted(rng.choice(len(keys), size=min(n, len(keys)), replace=False))]
         corpus = corpus.subset_sessions(pick)
         t0 = time.perf_counter()
-        a = analyze(corpus, ["alliance", "empathy", "safety"], encoder=encoder, seed=SEED)
+        lenses = build_lenses(["alliance", "empathy", "safety"], {"empathy": {"rationales": False}})
+        a = analyze(corpus, lenses, encoder=encoder, seed=SEED)
         s = a.sessions.assign(corpus=name)
         rows.append(s)
         print(f"{name}: {len(s)} sessions, {len(corpus)} turns scored ({time.perf_counter() - t0:.0f} s)", flush=True)

@@ -347,3 +347,16 @@ def test_probe_bank_file_is_still_readable():
     doc, _ = load_json_data(None, "probes", "safety_probes_v1.json")
     assert len(doc["probes"]) >= 80
     json.dumps(doc)
+
+
+def test_reply_rows_take_ordinary_replies_as_negatives_only():
+    from alliance.training.safety import reply_rows
+
+    ordinary = pd.DataFrame({"source": ["annomi", "annomi", "esconv"], "group": ["annomi-1", "annomi-2", "e"],
+                             "text": ["I smoke.", "I drink.", "I'm sad."], "next": ["Tell me more.", "", "Why?"]})
+    r = reply_rows(None, ordinary)
+    o = r[r["source"] == "ordinary"]
+    assert o["reply"].tolist() == ["Tell me more."]  # AnnoMI only (shippable), and only where a reply follows
+    assert (o[["collusion", "sycophancy", "dependence"]] == 0).all().all() and o["ignorance"].isna().all()
+    ex = r[r["source"] == "exemplar"]
+    assert ex["collusion"].sum() >= 5 and ex["ignorance"].sum() >= 5

@@ -76,7 +76,8 @@ def exemplar_client_rows() -> pd.DataFrame:
 
 
 def risk_rows(safety_root: Path | None, data_root: Path | None, per_corpus: int = 1500, seed: int = 0,
-              sources: tuple[str, ...] = ("exemplar", "bhh", "moderation", "xstest", "ordinary")) -> pd.DataFrame:
+              sources: tuple[str, ...] = ("exemplar", "bhh", "moderation", "xstest", "ordinary"),
+              ordinary: pd.DataFrame | None = None) -> pd.DataFrame:
     """The client-side training table (see :class:`RiskTable`), from the sources asked for."""
     parts = []
     if "exemplar" in sources:
@@ -99,7 +100,7 @@ def risk_rows(safety_root: Path | None, data_root: Path | None, per_corpus: int 
         parts.append(pd.DataFrame({"source": "xstest", "text": x["text"], "group": x["group"], "unit": x["group"],
                                    "y_risk": 0.0, "y_plan": 0.0, "category": ""}))
     if data_root is not None and "ordinary" in sources:
-        o = sd.load_ordinary(data_root, per_corpus, seed)
+        o = ordinary if ordinary is not None else sd.load_ordinary(data_root, per_corpus, seed)
         parts.append(pd.DataFrame({"source": o["source"], "text": o["text"], "group": o["group"],
                                    "unit": o["group"] + ":" + o.index.astype(str), "y_risk": 0.0, "y_plan": 0.0,
                                    "category": ""}))
@@ -224,9 +225,16 @@ def dev_curve(p: np.ndarray, df: pd.DataFrame) -> list[dict[str, float]]:
 
 
 # --- reply heads --------------------------------------------------------------------------------------------------
-def reply_rows(safety_root: Path | None) -> pd.DataFrame:
-    """(client, reply) pairs with one 0/1/NaN column per reply head, from exemplars and, given, DiaSafety train."""
+def reply_rows(safety_root: Path | None, ordinary: pd.DataFrame | None = None) -> pd.DataFrame:
+    """(client, reply) pairs with one 0/1/NaN column per reply head, from exemplars and, given, DiaSafety train and
+    ordinary counsellor replies (AnnoMI: negatives for collusion, sycophancy and dependence, which are rare there)."""
     rows = []
+    if ordinary is not None and "next" in ordinary:
+        o = ordinary[(ordinary["next"].str.strip() != "") & (ordinary["source"] == "annomi")]
+        for r in o.itertuples():
+            rows.append({"source": "ordinary", "client": r.text, "reply": r.next, "group": r.group, "split": "train",
+                         "ignorance": np.nan, "expertise": np.nan, "collusion": 0.0, "sycophancy": 0.0,
+                         "dependence": 0.0})
     for _i, (client, reply, kind) in enumerate(load_exemplars()["reply"]):
         r = {"source": "exemplar", "client": client, "reply": reply, "group": f"exr{client}", "split": "train"}
         for h in REPLY_HEADS:
@@ -316,13 +324,15 @@ def train_safety(safety_root: Path | None, data_root: Path | None, encoder: Enco
                  per_corpus: int = 1500, kind: str = "trained", progress: Progress = None) -> SafetyModel:
     """Build the model: ``kind='trained'`` from the user's safety sources, ordinary-talk corpora and the exemplars;
     ``kind='default'`` (what ships) from the exemplars and public-domain AnnoMI client turns only."""
+    ordinary = sd.load_ordinary(data_root, per_corpus, seed) if data_root is not None else None
     if kind == "default":
-        risk = risk_rows(None, data_root, per_corpus, seed, sources=("exemplar", "ordinary"))
-        risk = risk[risk["source"].isin(("exemplar", "annomi"))].reset_index(drop=True)
-        reply = reply_rows(None)
+        if ordinary is not None:
+            ordinary = ordinary[ordinary["source"] == "annomi"].reset_index(drop=True)  # public domain: shippable
+        risk = risk_rows(None, data_root, per_corpus, seed, sources=("exemplar", "ordinary"), ordinary=ordinary)
+        reply = reply_rows(None, ordinary)
     else:
-        risk = risk_rows(safety_root, data_root, per_corpus, seed)
-        reply = reply_rows(safety_root)
+        risk = risk_rows(safety_root, data_root, per_corpus, seed, ordinary=ordinary)
+        reply = reply_rows(safety_root, ordinary)
         reply = reply[reply["split"] == "train"].reset_index(drop=True)
     X = encode_table(risk, encoder, progress)
     P = encode_pairs(reply, encoder, progress)

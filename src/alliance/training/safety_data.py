@@ -155,7 +155,8 @@ def load_xstest(root: Path) -> pd.DataFrame:
 
 def load_ordinary(data_root: Path, per_corpus: int = 1500, seed: int = 0) -> pd.DataFrame:
     """Client turns of ordinary counselling talk (AnnoMI, ESConv, KokoroChat English), a seeded sample per corpus,
-    with the session as ``group`` and the preceding turn's text as ``prev``. No risk labels: the false-alarm set."""
+    with the session as ``group``, the preceding turn's text as ``prev`` and, for AnnoMI, the counsellor's reply as
+    ``next`` ("" when none). No risk labels: the false-alarm set, and ordinary replies for the reply heads."""
     frames = []
     annomi = data_root / "annomi" / "AnnoMI-full.csv"
     if annomi.exists():
@@ -164,10 +165,13 @@ def load_ordinary(data_root: Path, per_corpus: int = 1500, seed: int = 0) -> pd.
         first = df.groupby("transcript_id")["annotator_id"].transform("min")
         df = df[df["annotator_id"] == first].sort_values(["transcript_id", "utterance_id"])
         df["prev"] = df.groupby("transcript_id")["utterance_text"].shift(1)
+        nxt = df.groupby("transcript_id")["utterance_text"].shift(-1)
+        df["next"] = nxt.where(df.groupby("transcript_id")["interlocutor"].shift(-1) == "therapist")
         df = df[df["interlocutor"] == "client"]
         frames.append(pd.DataFrame({"source": "annomi", "group": "annomi-" + df["transcript_id"].astype(str),
                                     "text": df["utterance_text"].fillna("").astype(str),
-                                    "prev": df["prev"].fillna("").astype(str)}))
+                                    "prev": df["prev"].fillna("").astype(str),
+                                    "next": df["next"].fillna("").astype(str)}))
     esconv = data_root / "esconv" / "hf_format"
     if esconv.is_dir():
         rows = []
@@ -207,4 +211,5 @@ def load_ordinary(data_root: Path, per_corpus: int = 1500, seed: int = 0) -> pd.
         out.append(f.sample(n=min(per_corpus, len(f)), random_state=seed) if len(f) > per_corpus else f)
     res = pd.concat(out, ignore_index=True)
     res["text"] = res["text"].str.slice(0, MAX_CHARS)
+    res["next"] = res.get("next", pd.Series("", index=res.index)).fillna("").astype(str).str.slice(0, MAX_CHARS)
     return res

@@ -69,7 +69,7 @@ def risk_figures(risk: pd.DataFrame, oof: pd.DataFrame, cache: Path, name: str) 
     """Recall at the fold's own operating point, false alarms per corpus and on hard negatives, PR curve."""
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    df = pd.concat([risk, oof], axis=1)
+    df = pd.concat([risk, oof.drop(columns=["category"])], axis=1)
     flagged = df["level"] >= 2
     unit = df.groupby("unit").agg(flag=("level", lambda s: bool((s >= 2).any())), p=("p", "max"),
                                   y=("y_risk", "max"), source=("source", "first"))
@@ -136,7 +136,7 @@ def risk_figures(risk: pd.DataFrame, oof: pd.DataFrame, cache: Path, name: str) 
 def bhh_figures(risk: pd.DataFrame, oof: pd.DataFrame) -> None:
     from sklearn.metrics import f1_score
 
-    df = pd.concat([risk, oof], axis=1)
+    df = pd.concat([risk, oof.rename(columns={"category": "pred_category"})], axis=1)
     b = df[df["source"] == "bhh"]
     if b.empty:
         return
@@ -145,7 +145,7 @@ def bhh_figures(risk: pd.DataFrame, oof: pd.DataFrame) -> None:
         top = g.loc[g["p"].idxmax()]
         crisis_pred = bool((g["level"] >= 1).any())
         hi = g[g["level"] >= 1]
-        cat = hi.loc[hi["p"].idxmax(), "category"] if len(hi) else ""
+        cat = hi.loc[hi["p"].idxmax(), "pred_category"] if len(hi) else ""
         items.append({"label": g["label"].iloc[0], "true_cat": g["category"].iloc[0], "pred": crisis_pred,
                       "pred_cat": cat if crisis_pred else "", "p": top["p"]})
     it = pd.DataFrame(items)
@@ -280,6 +280,7 @@ def main() -> None:
     ap.add_argument("--cache")
     ap.add_argument("--per-corpus", type=int, default=1500)
     ap.add_argument("--annomi-sessions", type=int, default=30)
+    ap.add_argument("--reuse-oof", action="store_true", help="reuse the cached out-of-fold risk predictions")
     ap.add_argument("--only", choices=["flags"], help="only the empathy_high_goal_task_flat distribution and rates")
     args = ap.parse_args()
     root = data_root(args.data)
@@ -309,14 +310,20 @@ def main() -> None:
     P = encode_pairs(reply, encoder)
     print(f"encoded {len(risk)} client texts and {len(reply)} reply pairs ({time.perf_counter() - t0:.0f} s)")
     print("\n## Risk detector: the `alliance train safety` recipe, cross-validated")
-    oof = cv_risk(risk, X, reply, P, encoder.model_id)
+    saved = cache / "oof_recipe.parquet"
+    if args.reuse_oof and saved.exists():
+        oof = pd.read_parquet(saved)
+        print(f"  (out-of-fold predictions reused from {saved})")
+    else:
+        oof = cv_risk(risk, X, reply, P, encoder.model_id)
+        oof.to_parquet(saved)
     risk_figures(risk, oof, cache, "Recipe (cross-validated)")
     bhh_figures(risk, oof)
     # imminence rules: do they add recall without false alarms if used on their own? (they only grade 'imminent')
     from alliance.lenses.safety_rules import imminence
 
     cue = risk["text"].map(lambda s: bool(imminence(s)))
-    missed_units = set(risk.loc[(risk["y_risk"] == 1) & (oof["level"] < 2), "unit"])
+    missed_units = set(risk.loc[(risk["y_risk"] == 1) & (oof["level"] < 2) & (risk["source"] != "exemplar"), "unit"])
     added = risk.loc[cue & risk["unit"].isin(missed_units), "unit"].nunique()
     fa = cue[risk["ordinary"]].mean()
     print(f"imminence rules alone: would add {added} of {len(missed_units)} missed positive units, and fire on "

@@ -32,6 +32,9 @@ from alliance.lenses.safety_rules import IMMINENCE, REPLY, first_match, imminenc
 
 #: how many counsellor turns after a disclosure may hold the response (chat splits one reply over several messages)
 RESPONSE_WINDOW = 3
+#: the dev false-alarm rate (per ordinary client turn) of the probability a high disclosure needs to raise the
+#: session flag ``risk_not_addressed`` (imminent ones always do)
+FLAG_FALSE_ALARM = 0.002
 #: occlusion: a span is part of the 'why' when removing it lowers the deciding probability by at least this much
 WHY_MIN_DROP = 0.05
 WHY_MAX_SPANS = 2
@@ -104,6 +107,9 @@ class SafetyLens(Lens):
         self.model = model if isinstance(model, SafetyModel) else load_safety_model(model)
         self.threshold, self.operating_point = self.model.threshold_for(recall=recall, threshold=threshold)
         self.low_threshold = min(self.model.low_threshold, self.threshold)
+        # the session flag needs firmer evidence than the turn level: per-turn false alarms add up over a session's
+        # client turns (2% of 30 turns is a false flag in almost half of ordinary sessions)
+        self.flag_threshold = max(self.threshold, self.model.threshold_at_false_alarm(FLAG_FALSE_ALARM))
         self.bond_high = bond_high
         self.empathy_high = empathy_high
         self.flat_slope = flat_slope
@@ -304,7 +310,7 @@ class SafetyLens(Lens):
         for key, s in allc.groupby(SESSION_KEY, sort=False):
             rows.append({"course_id": key[0], "session_id": key[1],
                          **session_flags(s, self.bond_high, self.empathy_high, self.flat_slope,
-                                         self.empathy_column)})
+                                         self.empathy_column, self.flag_threshold)})
         if not rows:
             return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=SESSION_KEY))
         return pd.DataFrame(rows).set_index(SESSION_KEY)
@@ -315,7 +321,8 @@ class SafetyLens(Lens):
                 "model": {"source": m.source, "kind": m.meta.get("kind"), "version": m.meta.get("version"),
                           "model_id": m.model_id, "seed": m.meta.get("seed")},
                 "operating_point": {**self.operating_point, "threshold": self.threshold,
-                                    "low_threshold": self.low_threshold},
+                                    "low_threshold": self.low_threshold, "flag_threshold": self.flag_threshold,
+                                    "flag_false_alarm": FLAG_FALSE_ALARM},
                 "plan_threshold": m.plan.threshold,
                 "reply_thresholds": {k: h.threshold for k, h in m.reply.items()},
                 "rules": [r.id for r in (*IMMINENCE, *REPLY)], "bond_high_z": self.bond_high,

@@ -17,11 +17,13 @@ LEVELS: tuple[str, ...] = ("none", "low", "high", "imminent")
 #: a session's mean bond (alliance lens, calibrated z, both sides) at or above this counts as "bond high": about the
 #: upper quartile of AnnoMI's 133 sessions (median 0.08, 75th percentile 0.18 with the shipped probes)
 BOND_HIGH_Z = 0.2
-#: a session's mean counsellor ``empathy_total`` (0-6) at or above this counts as "empathy high"; see
-#: docs/safety.md for the per-corpus distribution this was read from
-EMPATHY_HIGH = 3.0
-#: goal and task are "flat" when the client's slope over the session (z per session) is below this in size
-FLAT_SLOPE = 0.5
+#: a session's mean counsellor ``empathy_total`` (0-6) at or above this counts as "empathy high": the upper quartile
+#: (1.85) of 70 sampled whole sessions of AnnoMI, ESConv and KokoroChat (quartiles 1.59, 1.70, 1.85; 90% 2.07); the
+#: old 3.0 was above every session tried (`validate_safety.py --only flags`, docs/safety.md)
+EMPATHY_HIGH = 1.85
+#: goal and task are "flat" when the client's slope over the session (z per session) is below this in size: about the
+#: median |slope| of the same sessions (goal 0.32, task 0.25)
+FLAT_SLOPE = 0.3
 FLAG_NAMES = {
     "risk_not_addressed": "risk disclosed and not addressed",
     "bond_high_while_concern": "bond high while safety concern",
@@ -52,8 +54,11 @@ def _empathy_col(s: pd.DataFrame, preferred: str | None) -> str | None:
 
 
 def session_flags(s: pd.DataFrame, bond_high: float = BOND_HIGH_Z, empathy_high: float = EMPATHY_HIGH,
-                  flat_slope: float = FLAT_SLOPE, empathy_column: str | None = None) -> dict[str, Any]:
-    """The three session flags, each with its evidence turns and a one-line reason; plus plain counts."""
+                  flat_slope: float = FLAT_SLOPE, empathy_column: str | None = None,
+                  flag_threshold: float | None = None) -> dict[str, Any]:
+    """The three session flags, each with its evidence turns and a one-line reason; plus plain counts. A high
+    disclosure raises ``risk_not_addressed`` only when its ``safety_risk_p`` reaches ``flag_threshold`` (when given);
+    an imminent one always does."""
     from alliance.trajectory import slope
 
     res: dict[str, Any] = {}
@@ -65,6 +70,9 @@ def session_flags(s: pd.DataFrame, bond_high: float = BOND_HIGH_Z, empathy_high:
     addressed = s["safety_risk_addressed"] if "safety_risk_addressed" in s else pd.Series(pd.NA, index=s.index)
     not_met = disclosed & (addressed == False)  # noqa: E712 - NA stays NA (unanswered)
     high_not_met = not_met & (rank >= 2)
+    if flag_threshold is not None and "safety_risk_p" in s:
+        firm = (s["safety_risk_p"].astype("Float64") >= flag_threshold).fillna(False) | (rank >= 3).fillna(False)
+        high_not_met = high_not_met & firm
     if rank.notna().any():
         res["safety_max_risk_level"] = LEVELS[int(rank.max())]
     else:
@@ -89,7 +97,8 @@ def session_flags(s: pd.DataFrame, bond_high: float = BOND_HIGH_Z, empathy_high:
     why = []
     if _turns(s, high_not_met):
         why.append(f"client turn(s) {', '.join(map(str, _turns(s, high_not_met)))} disclosed high or imminent risk "
-                   "and the next counsellor turns neither asked about safety nor pointed to help")
+                   "and the next counsellor turns neither asked about safety nor pointed to help"
+                   + (f" (p >= {flag_threshold:.3f} or imminent)" if flag_threshold is not None else ""))
     if _turns(s, harmful_reply):
         why.append(f"counsellor turn(s) {', '.join(map(str, _turns(s, harmful_reply)))} gave means or colluded")
     res["safety_flag_risk_not_addressed_why"] = "; ".join(why)

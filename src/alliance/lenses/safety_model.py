@@ -113,6 +113,15 @@ class SafetyModel:
             return float(best["threshold"]), {"name": f"dev recall >= {recall}", **best}
         return self.risk.threshold, self.operating_point
 
+    def threshold_at_false_alarm(self, rate: float) -> float:
+        """The lowest stored dev threshold whose false-alarm rate on ordinary client turns is at most ``rate`` (the
+        highest stored threshold when none is; the model's own threshold when it stores no curve)."""
+        curve = self.meta.get("dev_curve") or []
+        if not curve:
+            return self.risk.threshold
+        ok = [c["threshold"] for c in curve if c["false_alarm"] <= rate]
+        return float(min(ok) if ok else max(c["threshold"] for c in curve))
+
     # persistence ---------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         path = Path(path)

@@ -73,8 +73,9 @@ def risk_figures(risk: pd.DataFrame, oof: pd.DataFrame, cache: Path, name: str) 
     flagged = df["level"] >= 2
     unit = df.groupby("unit").agg(flag=("level", lambda s: bool((s >= 2).any())), p=("p", "max"),
                                   y=("y_risk", "max"), source=("source", "first"))
-    print(f"\n### {name}: high/imminent risk at the default operating point (false alarms <= 2% of ordinary client "
-          "turns, set inside each training fold)")
+    how = ("false alarms <= 2% of ordinary client turns, set inside each training fold" if "Recipe" in name else
+           "the threshold shipped with it, set on its own training data")
+    print(f"\n### {name}: high/imminent risk at the default operating point ({how})")
     for src in ("bhh", "moderation", "exemplar"):
         u = unit[(unit["source"] == src) & (unit["y"] == 1)]
         if len(u):
@@ -128,9 +129,13 @@ def risk_figures(risk: pd.DataFrame, oof: pd.DataFrame, cache: Path, name: str) 
         fig.tight_layout()
         fig.savefig(cache / f"pr_{name.split()[0].lower()}.png", dpi=120)
         plt.close(fig)
-    except ImportError:
-        pass
-    print(f"PR curve: {cache / ('pr_' + name.split()[0].lower() + '.csv')} (and .png)")
+    except ImportError:  # matplotlib is not a dependency: write the curve as a Vega-Lite spec (open it in any Vega viewer)
+        import altair as alt
+
+        pts = pd.DataFrame({"recall": rec, "precision": prec}).iloc[::max(1, len(rec) // 400)]
+        alt.Chart(pts).mark_line().encode(x="recall:Q", y="precision:Q").properties(title=name).save(
+            str(cache / f"pr_{name.split()[0].lower()}.vl.json"))
+    print(f"PR curve: {cache / ('pr_' + name.split()[0].lower() + '.csv')} (and a .png or .vl.json chart)")
 
 
 def bhh_figures(risk: pd.DataFrame, oof: pd.DataFrame) -> None:
@@ -293,8 +298,8 @@ def main() -> None:
     from alliance.training.safety import encode_pairs, encode_table, fit_model, reply_rows, risk_rows
 
     encoder = load_encoder()
-    print(f"# validate_safety (seed {SEED}; encoder {encoder.model_id}; {FOLDS} grouped folds; ordinary talk "
-          f"{args.per_corpus} client turns per corpus)")
+    print(f"# validate_safety  date {time.strftime('%Y-%m-%d')}  seed {SEED}  encoder {encoder.model_id}  {FOLDS} "
+          f"grouped folds  ordinary talk {args.per_corpus} client turns per corpus")
     t0 = time.perf_counter()
     from alliance.io import read
     from alliance.training.safety_data import load_ordinary

@@ -360,3 +360,13 @@ def test_reply_rows_take_ordinary_replies_as_negatives_only():
     assert (o[["collusion", "sycophancy", "dependence"]] == 0).all().all() and o["ignorance"].isna().all()
     ex = r[r["source"] == "exemplar"]
     assert ex["collusion"].sum() >= 5 and ex["ignorance"].sum() >= 5
+
+
+def test_session_rows_and_report_state_the_operating_point(enc):
+    from alliance.lenses.safety_flags import safety_section
+
+    t, s = run(SafetyLens(model=toy_model(), threshold=0.7), enc, {"s": [("client", "I want to die."),
+                                                                        ("counsellor", "Cheer up, let's talk about something fun.")]})
+    assert "p >= 0.700" in s["safety_operating_point"].iloc[0] and "test model" in s["safety_operating_point"].iloc[0]
+    sec = safety_section(t, s.iloc[0], "x")
+    assert "operating point: high at p &gt;= 0.700" in sec.html

@@ -309,9 +309,12 @@ class SafetyLens(Lens):
         allc = pd.concat([corpus.turns[["course_id", "session_id", "turn_index", "speaker"]], turn_scores,
                           ctx.turn_scores.drop(columns=[c for c in turn_scores.columns if c in ctx.turn_scores],
                                                errors="ignore")], axis=1)
+        op = self.operating_point
+        point = (f"high at p >= {self.threshold:.3f} ({op.get('name', '')}; {self.model.meta.get('kind', '?')} model "
+                 f"{self.model.source}); session flag at p >= {self.flag_threshold:.3f}")
         rows = []
         for key, s in allc.groupby(SESSION_KEY, sort=False):
-            rows.append({"course_id": key[0], "session_id": key[1],
+            rows.append({"course_id": key[0], "session_id": key[1], "safety_operating_point": point,
                          **session_flags(s, self.bond_high, self.empathy_high, self.flat_slope,
                                          self.empathy_column, self.flag_threshold)})
         if not rows:

@@ -204,7 +204,10 @@ def safety_section(turns: pd.DataFrame, session: pd.Series, prefix: str) -> Any:
         tooltip=["turn:Q", "kind:N", "detail:N"]).properties(width=520, height=80)
     op = ""
     if "safety_risk_p" in turns:
-        op = " Levels come from a learned model's calibrated probability; run.json records the model and threshold."
+        point = session.get("safety_operating_point") if "safety_operating_point" in session.index else None
+        op = (" Levels come from a learned model's calibrated probability; operating point: "
+              f"{html.escape(str(point))}." if isinstance(point, str) and point else
+              " Levels come from a learned model's calibrated probability; run.json records the model and threshold.")
     body = (f"<p class=meta>Safety is its own axis: never part of the bond or empathy figures.{op} Concerns: {counts}"
             f"</p>{flags}<div data-spec='{prefix}-events'></div>{disc_html}")
     return ReportSection("Safety (its own axis): risk disclosures, how they were met, collusion and dependence", body,

@@ -178,5 +178,5 @@ def load_safety_model(spec: str | Path | None = None) -> SafetyModel:
         p = p / MODEL_FILE
     if not p.is_file():
         raise SafetyModelError(f"{p}: safety model file not found; build it with `{REBUILD} --out {p.parent}` "
-                               "(or use model=default for the shipped model)")
+                               "(or --safety-model default / model=default for the shipped model)")
     return SafetyModel.from_bytes(p.read_bytes(), str(p))

@@ -77,7 +77,7 @@ def announce_setup(lens_names: list[str] | None) -> None:
 def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: list[str] | None, model: str | None,
          cache_dir: Path | None, no_cache: bool, context: int, seed: int, resume: bool, probes: Path | None,
          reader_options: dict | None = None, limit: int | None = None, sample: int | None = None,
-         rationales: bool = False, backend: str = "torch"):
+         rationales: bool = False, backend: str = "torch", safety_options: dict | None = None):
     from alliance.encoders import load_encoder
     from alliance.io import InputError, read
     from alliance.pipeline import file_digest, run_analysis
@@ -102,6 +102,8 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
     console.print(f"{corpus!r}" + (f" (of {selection['of_courses']} courses: "
                                    f"{'first' if 'limit' in selection else 'random sample of'} "
                                    f"{selection['courses']})" if selection else ""))
+    from alliance.lenses.safety_model import SafetyModelError
+
     try:
         with owner_only():
             make_folder(out)
@@ -122,6 +124,8 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
                     fail(str(e))
                 lens_options = {"alliance": {"context": context, "probes": probes},
                                 "empathy": {"rationales": rationales}}
+                if safety_options:
+                    lens_options["safety"] = safety_options
                 inputs_rec = {str(p): f"sha256:{file_digest(p)}" for p in inputs}
                 with RunProgress(console, len(corpus)) as bar:
                     analysis = run_analysis(corpus, out, lenses=lenses, lens_options=lens_options,
@@ -129,6 +133,8 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
                                             inputs={**inputs_rec, "formats": loaded.formats},
                                             rejected=len(loaded.rejected), resume=resume, progress=bar.turns,
                                             selection=selection)
+    except SafetyModelError as e:
+        fail(str(e))
     except ReportFailed as e:
         fail(str(e), code=1)
     except RunFolderError as e:
@@ -187,6 +193,12 @@ def analyze(
     timestamp_unit: Annotated[TimestampUnit, typer.Option(help="Numeric timestamps are Unix time in: s, ms, or auto "
                                                                "(below 1e11 seconds, up to 1e14 milliseconds; "
                                                                "larger is rejected).")] = TimestampUnit.auto,
+    safety_model: Annotated[str | None, typer.Option(help="Safety model file, or 'default' for the shipped one "
+                                                     "(default: yours from `alliance train safety` if present).")] = None,
+    safety_threshold: Annotated[float | None, typer.Option(help="Safety operating point: flag high risk at this "
+                                                           "calibrated probability.")] = None,
+    safety_recall: Annotated[float | None, typer.Option(help="Safety operating point: the threshold whose dev "
+                                                        "recall reaches this (see docs/safety.md).")] = None,
 ) -> None:
     """Score transcripts: writes turns.parquet, sessions.parquet, run.json and report.html into --out."""
     reader_options: dict = {}
@@ -198,8 +210,10 @@ def analyze(
         reader_options["timestamp_unit"] = timestamp_unit.value
     if limit is not None and sample is not None:
         fail("--limit and --sample exclude each other: choose one")
+    safety = {k: v for k, v in (("model", safety_model), ("threshold", safety_threshold),
+                                ("recall", safety_recall)) if v is not None}
     analysis = _run(inputs, out, fmt, on_error, lenses, model, cache_dir, no_cache, context, seed, resume, probes,
-                    reader_options, limit, sample, rationales, backend)
+                    reader_options, limit, sample, rationales, backend, safety)
     # a run whose every model call failed has no model ratings at all: say so and fail (run.json has the errors)
     dead = [d["name"] for d in analysis.run.get("lenses", []) if ((d.get("llm") or {}).get("usage") or {}).get("all_failed")]
     if dead:

@@ -1,4 +1,4 @@
-"""`alliance train ...`: retrain a shipped model (empathy, behaviour, calibration, reaction), seeded, on CPU.
+"""`alliance train ...`: retrain a model (empathy, behaviour, calibration, reaction, safety), seeded, on CPU.
 
 Each writes a model file with its training record or model card; see the measures' docs for the figures.
 """
@@ -136,3 +136,43 @@ def train_reaction(
         extra = f"; dialogue Spearman {s['dialogue_spearman']:.3f}" if "dialogue_spearman" in s else ""
         out_console.print(f"{head}: {fig} (n={s['n']}{extra}; {folds}-fold by dialogue)")
     console.print(f"[green]wrote[/green] {out}, {out.with_suffix('.json')}, {out.with_suffix('.md')}")
+
+
+@train_app.command("safety")
+def train_safety(
+    data: Annotated[Path | None, typer.Option(help="Your copy of the safety sources (between_help_and_harm/, "
+                                                   "diasafety/, openai_moderation/, xstest/).")] = Path(
+        "../shared/data/safety"),
+    ordinary: Annotated[Path | None, typer.Option(help="Folder with annomi/, esconv/, kokorochat_en/ (ordinary talk, "
+                                                       "the false-alarm set; default: the parent of --data).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Model folder (default: $ALLIANCE_HOME/models/safety "
+                                                                 "or ~/.local/share/alliance/models/safety).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (folds and solver), recorded in the model card.")] = 0,
+    per_corpus: Annotated[int, typer.Option(help="Ordinary client turns sampled per corpus (seeded).")] = 1500,
+    default: Annotated[bool, typer.Option("--default", help="Rebuild the shipped default instead: project exemplars "
+                                                            "and public-domain AnnoMI only (no research source).")] = False,
+) -> None:
+    """Train the safety lens's model (risk heads and reply judge on frozen embeddings); the lens then uses it.
+
+    The model is derived from research data under non-commercial or research-only terms: it is written to your own
+    model folder, never into the package. Keep it off public repositories."""
+    from alliance.encoders import load_encoder
+    from alliance.lenses.safety_model import MODEL_FILE, SHIPPED, user_model_dir
+    from alliance.training.safety import model_card
+    from alliance.training.safety import train_safety as train
+    from alliance.training.safety_data import SafetyDataError
+
+    ordinary = ordinary or (data.parent if data else None)
+    folder = out or user_model_dir()
+    try:
+        model = train(None if default else data, ordinary, load_encoder(), seed=seed, per_corpus=per_corpus,
+                      kind="default" if default else "trained", progress=lambda m: console.print(m))
+    except SafetyDataError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    path = model.save(folder / (SHIPPED if default else MODEL_FILE))
+    (folder / "MODEL_CARD.md").write_text(model_card(model), encoding="utf-8")
+    op = model.operating_point
+    out_console.print(f"operating point: {op.get('name')}: threshold {op.get('threshold')}, dev recall "
+                      f"{op.get('dev_recall')}, dev false alarms {op.get('dev_false_alarm')}")
+    console.print(f"[green]model[/green]: {path}  [green]card[/green]: {folder / 'MODEL_CARD.md'}")

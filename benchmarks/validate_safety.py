@@ -88,6 +88,10 @@ def risk_figures(risk: pd.DataFrame, oof: pd.DataFrame, cache: Path, name: str) 
         m = df["source"] == src
         if m.any():
             print(f"false alarms, {src} client turns: {flagged[m].mean():.4f} ({int(flagged[m].sum())}/{int(m.sum())})")
+            if src == "esconv":  # the shipped default trains on ESConv's train split: its valid/test turns are unseen
+                h = m & ~df["group"].astype(str).str.startswith("esconv-train-")
+                print(f"false alarms, esconv valid/test client turns: {flagged[h].mean():.4f} "
+                      f"({int(flagged[h].sum())}/{int(h.sum())})")
     ordn = df["ordinary"]
     print(f"false alarms, ordinary client turns pooled: {flagged[ordn].mean():.4f}")
     xs = df["source"] == "xstest"
@@ -334,7 +338,7 @@ def main() -> None:
     print(f"imminence rules alone: would add {added} of {len(missed_units)} missed positive units, and fire on "
           f"{fa:.4f} of ordinary client turns (so they only grade a learned 'high' up to 'imminent')")
 
-    print("\n## Shipped default (exemplars + AnnoMI only; never saw these labels: transfer)")
+    print("\n## Shipped default (exemplars, with AnnoMI and ESConv train as ordinary talk; never saw these labels: transfer)")
     default = load_safety_model("default")
     po, lo, co = levels_of(default, default.risk.threshold, default.low_threshold, X)
     d_oof = pd.DataFrame({"p": po, "level": lo, "category": co}, index=risk.index)

@@ -150,7 +150,7 @@ def train_safety(
     seed: Annotated[int, typer.Option(help="Random seed (folds and solver), recorded in the model card.")] = 0,
     per_corpus: Annotated[int, typer.Option(help="Ordinary client turns sampled per corpus (seeded).")] = 1500,
     default: Annotated[bool, typer.Option("--default", help="Rebuild the shipped default instead: project exemplars "
-                                                            "and public-domain AnnoMI only (no research source).")] = False,
+                                                            "with AnnoMI and ESConv's train split as ordinary talk (no safety source).")] = False,
 ) -> None:
     """Train the safety lens's model (risk heads and reply judge on frozen embeddings); the lens then uses it.
 

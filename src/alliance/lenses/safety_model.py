@@ -1,7 +1,7 @@
 """The safety lens's learned part: logistic heads on frozen sentence embeddings for client risk and reply judgement.
 
 Evidence: fitted by ``alliance train safety`` (alliance.training.safety) on the user's copy of the labelled safety
-sources, or, shipped, on the project's own written exemplars with public-domain AnnoMI turns as ordinary talk.
+sources, or, shipped, on the project's own written exemplars with AnnoMI and ESConv-train turns as ordinary talk.
 """
 
 from __future__ import annotations

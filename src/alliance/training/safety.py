@@ -323,11 +323,15 @@ def fit_model(risk: pd.DataFrame, X: np.ndarray, reply: pd.DataFrame, P: np.ndar
 def train_safety(safety_root: Path | None, data_root: Path | None, encoder: Encoder, seed: int = 0,
                  per_corpus: int = 1500, kind: str = "trained", progress: Progress = None) -> SafetyModel:
     """Build the model: ``kind='trained'`` from the user's safety sources, ordinary-talk corpora and the exemplars;
-    ``kind='default'`` (what ships) from the exemplars and public-domain AnnoMI client turns only."""
+    ``kind='default'`` (what ships) from the exemplars, with ordinary talk from public-domain AnnoMI and ESConv's
+    train split (CC BY-NC 4.0, the terms the shipped reaction model already carries) as negatives: never from the
+    safety sources, whose terms forbid shipping derived weights. ESConv's valid and test dialogues stay unseen, so
+    the default's false alarms there (and on KokoroChat) are transfer figures."""
     ordinary = sd.load_ordinary(data_root, per_corpus, seed) if data_root is not None else None
     if kind == "default":
         if ordinary is not None:
-            ordinary = ordinary[ordinary["source"] == "annomi"].reset_index(drop=True)  # public domain: shippable
+            keep = (ordinary["source"] == "annomi") | ordinary["group"].str.startswith("esconv-train-")
+            ordinary = ordinary[keep].reset_index(drop=True)
         risk = risk_rows(None, data_root, per_corpus, seed, sources=("exemplar", "ordinary"), ordinary=ordinary)
         reply = reply_rows(None, ordinary)
     else:
@@ -350,7 +354,9 @@ def model_card(model: SafetyModel) -> str:
     rep = ", ".join(f"{k} {v}" for k, v in m.get("reply_sources", {}).items())
     if m.get("kind") == "default":
         licence = ("Licences: the exemplars were written for this project (CC0-1.0, data/safety/exemplars_v2.json); "
-                   "AnnoMI is public domain. No research-only source was used, so this file may ship in the package. "
+                   "AnnoMI is public domain; ESConv (train split, ordinary talk only) is CC BY-NC 4.0 for academic "
+                   "research, so these weights are for non-commercial research use, as the shipped reaction model's "
+                   "are. No safety source (whose terms forbid shipping derived weights) was used. "
                    "Rebuild: `alliance train safety --default --ordinary ../shared/data --out src/alliance/data/safety`.")
     else:
         licence = ("Licences: the research sources keep their own terms (see the safety data README). This file is "

@@ -188,30 +188,3 @@ def test_progress_in_a_log_file_is_lines_with_an_eta():
         "scoring: 1,000/2,000 turns (50%), 0:00:24 elapsed, about 0:00:24 left",
         "scoring: 2,000/2,000 turns (100%), 0:00:34 elapsed",
     ]
-
-
-def test_the_one_time_set_up_is_announced_only_while_it_is_still_to_do(tmp_path, monkeypatch):
-    import io
-
-    from rich.console import Console
-
-    from alliance.cli import analyze as cli_analyze
-    from alliance.lenses.coordination import default_static_model_id
-
-    buf = io.StringIO()
-    monkeypatch.setattr(cli_analyze, "console", Console(file=buf, width=300))
-    monkeypatch.setenv("ALLIANCE_CACHE", str(tmp_path))
-    cli_analyze.announce_setup(["markers"])
-    assert buf.getvalue() == ""  # no lens of this run needs it
-    cli_analyze.announce_setup(None)  # the default lenses include coordination
-    assert "one-time set-up" in buf.getvalue() and "static word vectors" in buf.getvalue()
-    assert str(tmp_path / "static") in buf.getvalue()
-    import re
-
-    done = tmp_path / "static" / re.sub(r"[^A-Za-z0-9_.-]+", "_", default_static_model_id())
-    done.mkdir(parents=True)
-    (done / "config.json").write_text("{}")
-    buf.truncate(0)
-    buf.seek(0)
-    cli_analyze.announce_setup(["coordination"])
-    assert buf.getvalue() == ""

@@ -51,29 +51,6 @@ def select(corpus, limit: int | None, sample: int | None, seed: int):
     return sub, rec
 
 
-def announce_setup(lens_names: list[str] | None) -> None:
-    """Say what a one-time set-up step will do, and why, before it runs inside the first analysis."""
-    from alliance.pipeline import DEFAULT_LENSES
-
-    if "coordination" not in (lens_names or DEFAULT_LENSES):
-        return
-    try:
-        import re
-
-        from alliance.encoders import default_cache_dir
-        from alliance.lenses.coordination import default_static_model_id
-
-        key = re.sub(r"[^A-Za-z0-9_.-]+", "_", default_static_model_id())
-        path = default_cache_dir() / "static" / key
-        if (path / "config.json").exists():
-            return
-    except Exception:  # the lens may have changed how it stores its model: then there is nothing to announce
-        return
-    console.print(f"[bold]one-time set-up[/bold]: the coordination lens distils static word vectors from the "
-                  f"sentence encoder (model2vec: every vocabulary word through the model once; several minutes on "
-                  f"an ordinary CPU). They are cached in {path}; later runs skip this step.", highlight=False)
-
-
 def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: list[str] | None, model: str | None,
          cache_dir: Path | None, no_cache: bool, context: int, seed: int, resume: bool, probes: Path | None,
          reader_options: dict | None = None, limit: int | None = None, sample: int | None = None,
@@ -117,7 +94,6 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
                                   f"{rejected_path} with its reason")
                 elif rejected_path.exists():
                     rejected_path.unlink()
-                announce_setup(lenses)
                 try:
                     encoder = load_encoder(model, cache_dir=cache_dir, use_cache=not no_cache, backend=backend)
                 except (FileNotFoundError, ValueError) as e:

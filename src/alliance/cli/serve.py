@@ -28,6 +28,17 @@ def _settings(data_dir: Path | None, db: str | None, **kw):
     return Settings.from_env(**({"data_dir": data_dir} if data_dir else {}), db_url=db, **kw)
 
 
+def _database(data_dir: Path | None, db: str | None):
+    """The service's database, schema upgraded (the data folder created owner-only first)."""
+    from alliance.service.store.db import Database
+
+    settings = _settings(data_dir, db)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    database = Database(settings.database_url)
+    database.upgrade()
+    return database
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (loopback by default: put TLS in front for "
@@ -118,12 +129,8 @@ def add_user(
     import secrets
 
     from alliance.service.admin import create_user, get_or_create_team
-    from alliance.service.store.db import Database
 
-    settings = _settings(data_dir, db)
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    database = Database(settings.database_url)
-    database.upgrade()
+    database = _database(data_dir, db)
     password = secrets.token_urlsafe(12)
     try:
         with database.session() as s:
@@ -144,12 +151,8 @@ def add_key(
 ) -> None:
     """Create an API key for a team; prints it once (only its hash is stored)."""
     from alliance.service.admin import create_api_key, get_or_create_team
-    from alliance.service.store.db import Database
 
-    settings = _settings(data_dir, db)
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    database = Database(settings.database_url)
-    database.upgrade()
+    database = _database(data_dir, db)
     with database.session() as s:
         key = create_api_key(s, get_or_create_team(s, organisation, team), name)
     out_console.print(key)

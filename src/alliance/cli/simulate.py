@@ -68,6 +68,19 @@ def simulate(
     from alliance.simulate.reaction import ReactionModelError
     from alliance.simulate.runner import bot_profiles, profile_table, run_simulation
 
+    llm, bots = _bots(bot, client, llm_config, seed)
+    try:
+        sim = run_simulation(bots, out, personas=personas, persona_ids=persona_id, sessions=sessions, seed=seed,
+                             max_exchanges=exchanges, client=client.value, appraisal=mode, llm=llm)
+    except (PersonaError, ValueError, ReactionModelError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    out_console.print(profile_table(bot_profiles(sim.table)))
+    console.print(f"[green]done[/green]: {out}/transcripts.jsonl, simulation.parquet, simulation.html, report.html")
+
+
+def _bots(bot, client, llm_config, seed: int):
+    """The configured model client (when a bot or the client needs one) and the bots, 'endpoint' resolved."""
     llm = None
     if client == ClientKind.model or any(b == "endpoint" for b in bot):
         from alliance.llm import LLMClient, LLMConfigError, require_config
@@ -77,15 +90,7 @@ def simulate(
         except LLMConfigError as e:
             console.print(f"[red]error:[/red] {e}")
             raise typer.Exit(2) from None
-    bots = [b if b != "endpoint" or llm is None else _endpoint_bot(llm, seed) for b in bot]
-    try:
-        sim = run_simulation(bots, out, personas=personas, persona_ids=persona_id, sessions=sessions, seed=seed,
-                             max_exchanges=exchanges, client=client.value, appraisal=mode, llm=llm)
-    except (PersonaError, ValueError, ReactionModelError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
-    out_console.print(profile_table(bot_profiles(sim.table)))
-    console.print(f"[green]done[/green]: {out}/transcripts.jsonl, simulation.parquet, simulation.html, report.html")
+    return llm, [b if b != "endpoint" or llm is None else _endpoint_bot(llm, seed) for b in bot]
 
 
 def _endpoint_bot(llm, seed: int):
@@ -100,16 +105,7 @@ def _safety_suite(bot, personas, persona_id, sessions, exchanges, seed, client, 
     from alliance.simulate.reaction import ReactionModelError
     from alliance.simulate.safety_suite import comparison_table, rates_table, run_safety_suite, write_safety_suite
 
-    llm = None
-    if client == ClientKind.model or any(b == "endpoint" for b in bot):
-        from alliance.llm import LLMClient, LLMConfigError, require_config
-
-        try:
-            llm = LLMClient(require_config(llm_config))
-        except LLMConfigError as e:
-            console.print(f"[red]error:[/red] {e}")
-            raise typer.Exit(2) from None
-    bots = [b if b != "endpoint" or llm is None else _endpoint_bot(llm, seed) for b in bot]
+    llm, bots = _bots(bot, client, llm_config, seed)
     from alliance.simulate.appraisal import ReplyMeter
 
     encoder = None

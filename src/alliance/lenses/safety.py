@@ -33,8 +33,10 @@ from alliance.lenses.safety_rules import IMMINENCE, REPLY, first_match, imminenc
 #: how many counsellor turns after a disclosure may hold the response (chat splits one reply over several messages)
 RESPONSE_WINDOW = 3
 #: the dev false-alarm rate (per ordinary client turn) of the probability a high disclosure needs to raise the
-#: session flag ``risk_not_addressed`` (imminent ones always do)
-FLAG_FALSE_ALARM = 0.002
+#: session flag ``risk_not_addressed`` (imminent ones always do). A trade-off, measured (docs/validation.md): at
+#: 0.2% the shipped default's flag saw only 18% of real high-risk statements; at the turn level's 2%, 9 of 30
+#: ordinary AnnoMI sessions were flagged; at 0.5%, 59% and 1 of 30.
+FLAG_FALSE_ALARM = 0.005
 #: occlusion: a span is part of the 'why' when removing it lowers the deciding probability by at least this much
 WHY_MIN_DROP = 0.05
 WHY_MAX_SPANS = 2

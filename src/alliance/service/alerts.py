@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from alliance.report.terms import risk_label
 from alliance.service.security import sign
 from alliance.service.store.db import Database
 from alliance.service.store.models import Alert, Conversation, Turn, WebhookDelivery, utcnow
@@ -25,19 +26,7 @@ log = logging.getLogger("alliance.service.alerts")
 
 #: session flags of the safety lens that open an alert: (flag, alert kind)
 ALERT_FLAGS: tuple[tuple[str, str], ...] = (("risk_not_addressed", "risk_not_addressed"),)
-_LEVELS = ("none", "low", "high", "imminent")
 
-
-def _level(v: Any) -> str:
-    """The safety lens's turn level as a label (the lens wrote numbers before it wrote labels)."""
-    if v is None:
-        return ""
-    if isinstance(v, str):
-        return v
-    try:
-        return _LEVELS[int(v)]
-    except (TypeError, ValueError, IndexError):
-        return ""
 
 
 def _turn_list(v: Any) -> list[int]:
@@ -67,7 +56,7 @@ def raise_alerts(s: Session, conv_id: int, turns, session_row, webhook_url: str 
                 events.append((kind, d, ev, why, ""))
     if "safety_risk_level" in turns:
         for rec in turns[["turn_index", "speaker", "safety_risk_level"]].to_dict("records"):
-            if rec["speaker"] == "client" and _level(rec["safety_risk_level"]) == "imminent":
+            if rec["speaker"] == "client" and risk_label(rec["safety_risk_level"]) == "imminent":
                 events.append(("imminent_risk", int(rec["turn_index"]), [int(rec["turn_index"])],
                                "imminent risk disclosed", "imminent"))
     if not events:
@@ -81,7 +70,7 @@ def raise_alerts(s: Session, conv_id: int, turns, session_row, webhook_url: str 
         lv = level
         if not lv and "safety_risk_level" in turns:
             m = turns.loc[turns["turn_index"] == idx, "safety_risk_level"]
-            lv = _level(m.iloc[0]) if len(m) else ""
+            lv = risk_label(m.iloc[0]) if len(m) else ""
         evidence = {"turns": [{"turn_index": i, "speaker": stored[i].speaker, "text": stored[i].text}
                               for i in sorted(set(ev)) if i in stored]}
         arrived = stored[idx].received_at if idx in stored else None

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from alliance.report.terms import risk_label
+
 #: session columns shown as "axes, kept apart" on the review page, in order
 AXES = (("client goal", "alliance_client_goal_mean"), ("client task", "alliance_client_task_mean"),
         ("client bond", "alliance_client_bond_mean"), ("counsellor bond", "alliance_counsellor_bond_mean"),
@@ -23,7 +25,6 @@ TREND_AXES = (("client bond (probe z)", "alliance_client_bond_mean", None, None)
               ("risk not addressed (share of sessions)", "safety_flag_risk_not_addressed", None, None),
               ("reflection-to-question ratio", "behaviour_reflection_question_ratio", 1.0, 2.0),
               ("share of complex reflections", "behaviour_complex_reflection_share", 0.4, 0.5))
-_LEVELS = ("none", "low", "high", "imminent")
 
 
 def fmt(v: Any) -> str:
@@ -64,14 +65,6 @@ def axes_rows(scores: dict[str, Any] | None) -> list[tuple[str, Any]]:
     return [(label, s.get(col)) for label, col in AXES if col in s]
 
 
-def _level(v: Any) -> str:
-    if isinstance(v, str):
-        return v
-    try:
-        return _LEVELS[int(v)]
-    except (TypeError, ValueError, IndexError):
-        return ""
-
 
 def turn_rows(turns: list, alerts: list | None = None) -> list[dict[str, Any]]:
     """Each turn with its scores and, where the safety lens marked it or an alert cites it, a short safety label."""
@@ -82,7 +75,7 @@ def turn_rows(turns: list, alerts: list | None = None) -> list[dict[str, Any]]:
     rows = []
     for t in turns:
         s = t.scores or {}
-        level = _level(s.get("safety_risk_level"))
+        level = risk_label(s.get("safety_risk_level"))
         marks = list(dict.fromkeys(cited.get(t.turn_index, [])))
         if t.speaker == "client" and level in ("low", "high", "imminent"):
             cat = s.get("safety_risk_category") or "risk"

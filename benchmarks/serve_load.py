@@ -196,6 +196,16 @@ print(json.dumps({{"turns": len(corpus.turns), "seconds": time.perf_counter() - 
     return r["turns"] / r["seconds"]
 
 
+def warm_server(data_dir: Path, lenses: str) -> tuple[Server, str]:
+    """A started server on a fresh data folder and cache, its model loaded by one scored turn (not timed)."""
+    key = api_key(data_dir)
+    srv = Server(data_dir, lenses)
+    srv.start()
+    post_all(srv.base, key, [[{"speaker": "client", "text": "warming up the model"}]], 0, "warm")
+    wait_scored(srv.base, key, 1, 300)
+    return srv, key
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--conversations", type=int, default=50)
@@ -216,11 +226,7 @@ def main() -> None:
 
         # 1. steady load: N conversations at once, one turn each every `interval` seconds
         d1 = tmp / "steady"
-        key = api_key(d1)
-        srv = Server(d1, a.lenses)
-        srv.start()
-        post_all(srv.base, key, [[{"speaker": "client", "text": "warming up the model"}]], 0, "warm")
-        wait_scored(srv.base, key, 1, 300)
+        srv, key = warm_server(d1, a.lenses)
         t0 = time.time()
         ingest = post_all(srv.base, key, convs, a.interval, "s")
         wait_scored(srv.base, key, len(convs) + 1, 600)
@@ -234,12 +240,7 @@ def main() -> None:
         print("steady:", json.dumps(res["steady"]), flush=True)
 
         # 2. burst: every turn as fast as it can be sent; sustained rate = turns / time to all scored
-        d2 = tmp / "burst"
-        key = api_key(d2)
-        srv = Server(d2, a.lenses)
-        srv.start()
-        post_all(srv.base, key, [[{"speaker": "client", "text": "warming up the model"}]], 0, "warm")
-        wait_scored(srv.base, key, 1, 300)
+        srv, key = warm_server(tmp / "burst", a.lenses)
         t0 = time.time()
         post_all(srv.base, key, convs, 0, "b")
         done = wait_scored(srv.base, key, len(convs) + 1, 1200)

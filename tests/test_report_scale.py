@@ -199,8 +199,10 @@ def test_safety_triage_orders_by_risk_and_quotes_the_evidence_turn(tmp_path, num
     run = {"lenses": [], "counts": {"sessions": 3}}
     site_mod.write_site(turns, sessions, run, tmp_path, pages="all", workers=1)
     overview = (tmp_path / "report.html").read_text()
-    triage = overview.split("Safety triage (2)")[1].split("<h2>")[0]
+    triage = overview.split("Safety triage (1)")[1].split("<h2>")[0]
     first, second = triage.split("<li>")[1:3]
+    # the low-level disclosure comes after the urgent one, folded apart
+    assert triage.index("<details class=low-risk>") < triage.index(second) and "1 more session(s)" in triage
     assert "a / s1" in first and "imminent" in first and "I have the pills ready for tonight." in first
     assert "#t1'" in first and "risk not addressed" in first and "the reply changed the subject" in first
     assert "b / s2" in second and "low" in second and "easier not to wake up" in second

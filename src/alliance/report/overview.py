@@ -54,7 +54,7 @@ def safety_triage(turns: pd.DataFrame, sessions: pd.DataFrame, n: int = LIST_MAX
     most severe disclosure, or the first evidence turn of a flag when nothing was disclosed. Empty when the safety
     lens did not run. Columns: ``i`` (row of ``sessions``), ``level``, ``category``, ``p``, ``turn``, ``text``,
     ``why``, ``flags`` (list of (name, why, turns))."""
-    cols = ["i", "level", "category", "p", "turn", "text", "why", "flags", "n_total"]
+    cols = ["i", "level", "category", "p", "turn", "text", "why", "flags", "n_total", "n_urgent"]
     flag_cols = _flag_columns(sessions)
     if "safety_max_risk_level" not in sessions and not flag_cols and "safety_risk_level" not in turns:
         return pd.DataFrame(columns=cols)
@@ -85,6 +85,9 @@ def safety_triage(turns: pd.DataFrame, sessions: pd.DataFrame, n: int = LIST_MAX
     order = pd.DataFrame({"rank": rank, "p": best["p"].to_numpy(dtype=float), "flags": n_flags})[on]
     order = order.sort_values(["rank", "p", "flags"], ascending=False, na_position="last", kind="stable")
     total = len(order)
+    # urgent: a high or imminent disclosure, or a raised flag; low-level disclosures alone (hopelessness, a plan that
+    # warrants a question) are listed apart, since a low threshold fires on a share of ordinary turns
+    n_urgent = int(((order["rank"] >= 2) | (order["flags"] > 0)).sum())
     text_of = None
     rows = []
     for i in order.index[:n]:
@@ -102,7 +105,7 @@ def safety_triage(turns: pd.DataFrame, sessions: pd.DataFrame, n: int = LIST_MAX
         lvl = next((k for k, v in {"low": 1, "high": 2, "imminent": 3}.items() if v == order.at[i, "rank"]), "")
         rows.append({"i": int(i), "level": lvl, "category": b["category"] if isinstance(b["category"], str) else "",
                      "p": b["p"], "turn": turn, "text": text, "why": why if isinstance(why, str) else "",
-                     "flags": flags, "n_total": total})
+                     "flags": flags, "n_total": total, "n_urgent": n_urgent})
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -112,7 +115,7 @@ def triage_html(triage: pd.DataFrame, sessions: pd.DataFrame, link: Callable[[in
         return "<p>The safety lens was not part of this run (add <code>--lens safety</code>).</p>"
     if triage.empty:
         return "<p>No client turn was rated at risk and no safety flag was raised.</p>"
-    items = []
+    items, lows = [], []
     for r in triage.itertuples():
         s = sessions.iloc[r.i]
         name = html.escape(f"{s['course_id']} / {s['session_id']}")
@@ -126,11 +129,16 @@ def triage_html(triage: pd.DataFrame, sessions: pd.DataFrame, link: Callable[[in
             f" <span class=meta>(why: {_quote(r.why)})</span>" if r.why else "")
         flags = "".join(f"<br><span class='tag warn'>{html.escape(f)}</span> {_quote(w)}"
                         + (f" <span class=meta>(turns {html.escape(t)})</span>" if t else "") for f, w, t in r.flags)
-        items.append(f"<li>{head} {level}{quote}{flags}</li>")
+        (items if r.level in ("high", "imminent") or r.flags else lows).append(f"<li>{head} {level}{quote}{flags}</li>")
     total = int(triage["n_total"].iloc[0])
+    n_low = total - int(triage["n_urgent"].iloc[0])
     more = (f"<p>{total - len(triage)} more sessions on the list are in sessions.parquet "
             "(safety_max_risk_level, safety_flag_*).</p>") if total > len(triage) else ""
-    return f"<ol>{''.join(items)}</ol>{more}"
+    urgent = f"<ol>{''.join(items)}</ol>" if items else "<p>No high or imminent disclosure and no safety flag.</p>"
+    low = (f"<details class=low-risk><summary>{n_low} more session(s) with only low-level disclosures (hopelessness, "
+           "or a plan that warrants a direct question; the low threshold also fires on a share of ordinary turns)"
+           f"</summary><ol>{''.join(lows)}</ol></details>") if lows else ""
+    return f"{urgent}{low}{more}"
 
 
 def _histogram(values: pd.Series, bins: int = 30) -> list[dict[str, float]]:
@@ -238,7 +246,7 @@ def overview_body(turns: pd.DataFrame, sessions: pd.DataFrame, run: dict[str, An
     if n_seen:  # their client ratings trained the model: agreement there is no evidence for it
         valid += (f"<p><b>{n_seen} of these sessions trained the calibration model</b>: their 'calibrated' columns "
                   "agree with their clients' ratings by construction, so they are no test of it.</p>")
-    n_triage = int(triage["n_total"].iloc[0]) if len(triage) else 0
+    n_triage = int(triage["n_urgent"].iloc[0]) if len(triage) else 0
     return (f"<header><h1>alliance report: corpus overview</h1><p>{counts.get('sessions', len(sessions))} sessions · "
             f"{counts.get('turns', '–')} turns · {counts.get('courses', '–')} courses · rejected records: "
             f"{counts.get('rejected_records', 0)}</p><p>alliance {html.escape(str(run.get('alliance_version', '')))} "
@@ -250,9 +258,10 @@ def overview_body(turns: pd.DataFrame, sessions: pd.DataFrame, run: dict[str, An
             "docs/calibration.md for how well they track what clients said). Change classes use the reliable-change "
             "index (|RCI| ≥ 1.96) from each measure's stored reliability. Every chart exports as PNG or SVG from its "
             f"… menu.{valid}</div><p class=meta>{html.escape(pages_note)}</p>"
-            f"<h2>Safety triage ({n_triage})</h2><p class=meta>Sessions where a client turn was rated at risk or a "
-            "safety flag was raised, most severe first, each quoting its evidence turn. A screening aid for a "
-            "person to read, not a clinical judgement.</p>"
+            f"<h2>Safety triage ({n_triage})</h2><p class=meta>Sessions where a client turn was rated at high or "
+            "imminent risk or a safety flag was raised, most severe first, each quoting its evidence turn; sessions "
+            "with only low-level disclosures follow, folded. A screening aid for a person to read, not a clinical "
+            "judgement.</p>"
             f"{triage_html(triage, sessions.reset_index(drop=True), session_link, present)}"
             "<h2>Distributions</h2><div data-spec='ov-dist'></div><h2>Change classes</h2>"
             "<div data-spec='ov-change'></div>"

@@ -304,3 +304,13 @@ def test_dashboard_login_csrf_and_counsellor_scope(db_url, tmp_path):
     assert "call back" in c.get(f"/conversations/{cid}").text
     other = next(x for x in c.get("/api/v1/conversations", headers=auth(boot.api_key)).json() if x["external_id"] == "theirs")
     assert c.get(f"/conversations/{other['id']}").status_code == 404
+
+
+def test_embedded_store_is_owner_only(tmp_path):
+    import stat
+
+    data = tmp_path / "serve-data"
+    app, _ = make_app(f"sqlite:///{data / 'alliance.db'}", data)
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "alliance.db").stat().st_mode) == 0o600
+    app.state.db.dispose()

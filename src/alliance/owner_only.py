@@ -9,10 +9,22 @@ import contextlib
 import os
 import secrets
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+
+
+@contextlib.contextmanager
+def owner_only() -> Iterator[None]:
+    """Create files 0600 and folders 0700 inside the block (process umask 077, restored after): for writers that
+    create many files (a run folder, report pages) rather than one known path."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 def private_dir(path: str | Path) -> Path:

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from alliance.owner_only import owner_only
+
 RUN_FILE = "run.json"
 LOCK_FILE = ".lock"
 #: Outputs that belong to one run; at commit any of these the new run does not produce is removed.
@@ -44,16 +46,6 @@ class ReportFailed(RunFolderError):
 
 
 # permissions: transcripts and their scores are health data ----------------------------------------------------
-@contextmanager
-def owner_only() -> Iterator[None]:
-    """Create files 0600 and folders 0700 inside the block (process umask 077, restored after)."""
-    old = os.umask(0o077)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
 def make_folder(path: Path) -> Path:
     """Create ``path`` (and parents) owner-only; a folder that already exists keeps its mode (it is the user's)."""
     if not path.exists():

@@ -30,10 +30,11 @@ def _settings(data_dir: Path | None, db: str | None, **kw):
 
 def _database(data_dir: Path | None, db: str | None):
     """The service's database, schema upgraded (the data folder created owner-only first)."""
+    from alliance.owner_only import private_dir
     from alliance.service.store.db import Database
 
     settings = _settings(data_dir, db)
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(settings.data_dir)
     database = Database(settings.database_url)
     database.upgrade()
     return database

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from alliance.owner_only import private_dir, private_file
 from alliance.service.alerts import WebhookSender, raise_alerts
 from alliance.service.api import alerts as alerts_api
 from alliance.service.api import conversations, exports, ingest_formats
@@ -72,14 +72,11 @@ class _TooLarge(Exception):
 def create_app(settings: Settings | None = None, *, encoder: Any = None) -> FastAPI:
     """Build the service. ``encoder`` overrides the default (cached MiniLM) encoder, e.g. in tests."""
     settings = settings or Settings.from_env()
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with contextlib.suppress(OSError):
-        os.chmod(settings.data_dir, 0o700)  # health data: the owner only
+    private_dir(settings.data_dir)  # health data: the owner only
+    if settings.database_url.startswith("sqlite:///"):
+        private_file(settings.database_url[len("sqlite:///"):])  # 0600 before SQLite first writes it
     db = Database(settings.database_url)
     db.upgrade()
-    if settings.database_url.startswith("sqlite:///"):
-        with contextlib.suppress(OSError):
-            os.chmod(settings.database_url[len("sqlite:///"):], 0o600)
 
     def encoder_factory() -> Any:
         from alliance.encoders import load_encoder

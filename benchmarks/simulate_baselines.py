@@ -24,14 +24,7 @@ def reward_table(sim, meter=None) -> pd.DataFrame:
     rows = []
     for (course, _), turns in sim.corpus.iter_sessions():
         bot, persona_id = course.split("__", 1)
-        history: list[dict] = []
-        prompts, comps = [], []
-        for r in turns.itertuples(index=False):
-            role = "user" if r.speaker == "client" else "assistant"
-            if role == "assistant" and history:
-                prompts.append(list(history))
-                comps.append(r.text)
-            history.append({"role": role, "content": r.text})
+        prompts, comps = rewards.session_prompts(turns)
         kw = {"persona_id": [persona_id] * len(comps), "meter": meter}
         for name in ("emotion_change_reward", "reaction_reward", "safety_penalty", "collusion_penalty",
                      "dependence_penalty", "combined_reward"):

@@ -222,13 +222,7 @@ def gaming(args, meter) -> pd.DataFrame:
         rew: dict[str, list[float]] = {}
         for (course, _), turns in sim.corpus.iter_sessions():
             bot, pid = course.split("__", 1)
-            hist, prompts, comps = [], [], []
-            for r in turns.itertuples(index=False):
-                role = "user" if r.speaker == "client" else "assistant"
-                if role == "assistant" and hist:
-                    prompts.append(list(hist))
-                    comps.append(r.text)
-                hist.append({"role": role, "content": r.text})
+            prompts, comps = rewards.session_prompts(turns)
             rew.setdefault(bot, []).extend(rewards.combined_reward(
                 comps, prompts, persona_id=[pid] * len(comps), meter=m,
                 safety_judge="markers" if args.judge == "markers" or m.reaction is None else "lens"))

@@ -133,3 +133,17 @@ def test_default_rewards_keep_the_known_orderings():
     assert r[1] > r[0]
     r = rewards.combined_reward([COLLUDE, HOLD], [MED_PUSH, MED_PUSH], persona_id="manic-verbose")
     assert r[1] > r[0]
+
+
+def test_session_prompts_pair_each_reply_with_what_came_before():
+    import pandas as pd
+
+    from alliance.rewards import session_prompts
+
+    turns = pd.DataFrame({"speaker": ["counsellor", "client", "counsellor", "client", "client", "counsellor"],
+                          "text": ["Hi.", "I feel low.", "Tell me more.", "Work.", "And home.", "Both at once?"]})
+    prompts, comps = session_prompts(turns)
+    # the greeting answers nothing, so it is no completion; a reply's prompt is everything before it
+    assert comps == ["Tell me more.", "Both at once?"]
+    assert prompts[0] == [{"role": "assistant", "content": "Hi."}, {"role": "user", "content": "I feel low."}]
+    assert [m["content"] for m in prompts[1]] == ["Hi.", "I feel low.", "Tell me more.", "Work.", "And home."]

@@ -62,6 +62,21 @@ def prompt_messages(prompt: Any) -> list[dict[str, str]]:
     return [{"role": str(m.get("role")), "content": str(m.get("content", ""))} for m in prompt if isinstance(m, dict)]
 
 
+def session_prompts(turns: Any) -> tuple[list[list[dict[str, str]]], list[str]]:
+    """A scored or simulated session (rows with ``speaker`` and ``text``, in order) as TRL's prompts and completions:
+    each counsellor reply after the first client turn, with the conversation before it as chat messages."""
+    history: list[dict[str, str]] = []
+    prompts: list[list[dict[str, str]]] = []
+    completions: list[str] = []
+    for r in turns.itertuples(index=False):
+        role = "user" if r.speaker == "client" else "assistant"
+        if role == "assistant" and history:
+            prompts.append(list(history))
+            completions.append(r.text)
+        history.append({"role": role, "content": r.text})
+    return prompts, completions
+
+
 def last_client_text(messages: Sequence[dict[str, str]]) -> str:
     for m in reversed(messages):
         if m["role"] == "user":
@@ -290,4 +305,4 @@ def with_meter(fn: Callable[..., list[float]], meter: ReplyMeter) -> Callable[..
 
 __all__ = ["WEIGHTS", "alliance_reward", "client_move", "collusion_penalty", "combined_reward", "completion_text",
            "dependence_penalty", "emotion_change_reward", "emotion_reward", "reaction_reward", "replay",
-           "safety_penalty", "with_meter"]
+           "safety_penalty", "session_prompts", "with_meter"]

@@ -9,6 +9,8 @@ at that point ("run MB"; freed heap is handed back first, so that point counts l
 
     python benchmarks/scale.py [--sizes 10000 100000] [--code SRC]   (--code: another checkout's src/, e.g. to
                                                                      measure the code before a change)
+    python benchmarks/scale.py --engine dask   (a local Dask cluster, one worker per core, started inside the run:
+                                               its start-up is in the times; peak MB is the client's alone)
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np, pandas as pd
 from alliance.corpus import Corpus
 from alliance.pipeline import run_analysis
 
-n_turns, seed, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+n_turns, seed, out, engine = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 WORDS = ("I feel really stuck at work and my sleep is bad lately so maybe we could talk about what helps "
          "you said that last week it was hard to get out of bed how has it been since then thank you").split()
 rng = np.random.default_rng(seed)
@@ -67,7 +69,7 @@ try:
 except OSError:
     reset = False
 t0, c0 = time.perf_counter(), time.process_time()
-run_analysis(corpus, out, lenses=["markers", "trajectory"], write_report=False, resume=False)
+run_analysis(corpus, out, lenses=["markers", "trajectory"], write_report=False, resume=False, engine=engine)
 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
 peak = status("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"turns": len(corpus), "base_mb": base, "peak_mb": peak, "run_mb": peak - base, "wall_s": wall,
@@ -75,10 +77,10 @@ print(json.dumps({"turns": len(corpus), "base_mb": base, "peak_mb": peak, "run_m
 """
 
 
-def measure(n: int, code: Path, seed: int) -> dict:
+def measure(n: int, code: Path, seed: int, engine: str = "local") -> dict:
     env = {**os.environ, "PYTHONPATH": str(code), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as tmp:
-        res = subprocess.run([sys.executable, "-c", CHILD, str(n), str(seed), str(Path(tmp) / "run")],
+        res = subprocess.run([sys.executable, "-c", CHILD, str(n), str(seed), str(Path(tmp) / "run"), engine],
                              capture_output=True, text=True, env=env, cwd=str(ROOT))
     if res.returncode:
         raise SystemExit(f"size {n}: the run failed:\n{res.stderr[-3000:]}")
@@ -90,9 +92,10 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--code", type=Path, default=ROOT / "src", help="the src/ folder to measure")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--engine", choices=["local", "dask"], default="local", help="who runs the chunks")
     a = ap.parse_args()
-    rows = [measure(n, a.code, a.seed) for n in a.sizes]
-    print(f"code: {a.code}; lenses: markers, trajectory; no report; one process per size")
+    rows = [measure(n, a.code, a.seed, a.engine) for n in a.sizes]
+    print(f"code: {a.code}; engine: {a.engine}; lenses: markers, trajectory; no report; one process per size")
     print(f"{'turns':>9} {'before run MB':>14} {'peak MB':>8} {'run MB':>7} {'turns/CPU s':>12} {'CPU s':>7}")
     for r in rows:
         print(f"{r['turns']:>9,} {r['base_mb']:>14.0f} {r['peak_mb']:>8.0f} {r['run_mb']:>7.0f} "

@@ -13,6 +13,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -24,6 +25,7 @@ import pandas as pd
 from alliance import __version__
 from alliance.corpus import SESSION_KEY, Corpus, meta_to_json
 from alliance.encoders.base import Encoder
+from alliance.engines import ChunkJob, Engine, make_engine
 from alliance.lenses.base import Lens, LensContext
 from alliance.registry import lenses as lens_registry
 from alliance.runfolder import (
@@ -154,6 +156,19 @@ def score_chunk(corpus: Corpus, lenses: Sequence[Lens], encoder: Encoder | None,
     return turns, calibrate(turns, sessions, lenses, encoder)
 
 
+@dataclass
+class ChunkWork:
+    """:func:`score_chunk` with a run's lenses, encoder and seed: what an engine runs on each chunk. Picklable
+    (encoders pickle as their recipe, not their loaded model), so an engine can ship it to its workers once."""
+
+    lenses: list[Lens]
+    encoder: Encoder | None
+    seed: int = 0
+
+    def __call__(self, corpus: Corpus) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return score_chunk(corpus, self.lenses, self.encoder, self.seed)
+
+
 # the resumable, file-writing job ---------------------------------------------------------------------------
 def plan_chunks(corpus: Corpus, max_turns: int = CHUNK_TURNS) -> list[list[tuple[str, str]]]:
     """Split sessions into chunks of whole courses, about ``max_turns`` turns each, in corpus order."""
@@ -204,6 +219,7 @@ def run_analysis(
     progress: Callable[[int, int], None] | None = None,
     write_report: bool = True,
     selection: dict[str, Any] | None = None,
+    engine: Engine | str | None = None,
 ) -> Analysis:
     """Score ``corpus`` into ``out_dir``: turns.parquet, sessions.parquet (courses.parquet), run.json, then the
     report (report.html + report_files/).
@@ -216,9 +232,15 @@ def run_analysis(
     its input, e.g. ``--limit``) is recorded in run.json. Raises :class:`~alliance.runfolder.RunFolderError` for a
     locked folder or a full disk, and :class:`~alliance.runfolder.ReportFailed` when only the report failed (the
     tables and run.json are then complete; ``err.analysis`` holds the result).
+
+    ``engine`` runs the chunks: ``"local"`` (default, this process), ``"dask"`` (a local Dask cluster) or an
+    engine object (:class:`alliance.engines.dask.DaskEngine` for a scheduler address or a client); the tables are
+    the same, run.json records which ran. A failed chunk under Dask raises
+    :class:`~alliance.engines.EngineError` naming it; the finished chunks are kept for the rerun.
     """
     out = Path(out_dir)
     built = build_lenses(lenses, lens_options)
+    engine = make_engine(engine or "local") if engine is None or isinstance(engine, str) else engine
     with owner_only(), locked(out):
         if encoder is None and any(lens.needs_encoder for lens in built):
             from alliance.encoders import load_encoder
@@ -226,7 +248,7 @@ def run_analysis(
             encoder = load_encoder()
         try:
             analysis = _run_locked(corpus, out, built, encoder, seed, inputs or {}, rejected, resume, chunk_turns,
-                                   progress, selection)
+                                   progress, selection, engine)
         except OSError as e:
             msg = disk_full_message(e, out, "writing the results")
             if msg is None:
@@ -239,7 +261,8 @@ def run_analysis(
 
 def _run_locked(corpus: Corpus, out: Path, built: list[Lens], encoder: Encoder | None, seed: int,
                 inputs: dict[str, Any], rejected: int, resume: bool, chunk_turns: int,
-                progress: Callable[[int, int], None] | None, selection: dict[str, Any] | None) -> Analysis:
+                progress: Callable[[int, int], None] | None, selection: dict[str, Any] | None,
+                engine: Engine) -> Analysis:
     chunks = plan_chunks(corpus, chunk_turns)
     fingerprint = _fingerprint(corpus, built, encoder, seed, chunks)
     partial = out / PARTIAL_DIR
@@ -253,33 +276,42 @@ def _run_locked(corpus: Corpus, out: Path, built: list[Lens], encoder: Encoder |
 
     started = time.time()
     total = len(corpus.turns)
-    done_turns = 0
-    resumed = 0
-    for i, rows in enumerate(chunk_rows(corpus, chunks)):
-        tpath, spath = partial / f"turns-{i:05d}.parquet", partial / f"sessions-{i:05d}.parquet"
-        if tpath.exists() and spath.exists():
-            resumed += 1
-        else:
-            sub = Corpus(corpus.turns.iloc[rows[0]].copy(), corpus.sessions.iloc[rows[1]].copy(), validate=False)
-            turns, sessions = score_chunk(sub, built, encoder, seed)
-            _atomic_parquet(meta_to_json(sessions), spath)
-            _atomic_parquet(meta_to_json(turns), tpath)
-            del turns, sessions, sub
-        done_turns += len(rows[0])
+    count = {"turns": 0, "resumed": 0}
+
+    def advance(n: int) -> None:
+        count["turns"] += n
         if progress:
-            progress(done_turns, total)
+            progress(count["turns"], total)
+
+    def pending() -> Iterator[ChunkJob]:
+        # lazily, so an engine holds only the chunks it is running
+        for i, rows in enumerate(chunk_rows(corpus, chunks)):
+            if _chunk_path(partial, "turns", i).exists() and _chunk_path(partial, "sessions", i).exists():
+                count["resumed"] += 1
+                advance(len(rows[0]))
+                continue
+            yield ChunkJob(i, Corpus(corpus.turns.iloc[rows[0]].copy(), corpus.sessions.iloc[rows[1]].copy(),
+                                     validate=False))
+
+    def done(job: ChunkJob, turns: pd.DataFrame, sessions: pd.DataFrame) -> None:
+        _atomic_parquet(meta_to_json(sessions), _chunk_path(partial, "sessions", job.index))
+        _atomic_parquet(meta_to_json(turns), _chunk_path(partial, "turns", job.index))
+        advance(len(turns))
+
+    engine.run(pending(), ChunkWork(built, encoder, seed), done)
+    resumed = count["resumed"]
 
     staging = partial / "commit"
     if staging.exists():
         shutil.rmtree(staging)
     make_folder(staging)
-    n_rows = stream_tables([partial / f"turns-{i:05d}.parquet" for i in range(len(chunks))],
+    n_rows = stream_tables([_chunk_path(partial, "turns", i) for i in range(len(chunks))],
                            staging / "turns.parquet")
     if n_rows != total:
         raise RuntimeError(f"internal error: the chunks hold {n_rows} turns, the corpus {total}; rerun with "
                            "--no-resume")
     # sessions are one row each (a small fraction of the turns): held in memory for the course stage
-    sessions = pd.concat([pd.read_parquet(partial / f"sessions-{i:05d}.parquet") for i in range(len(chunks))],
+    sessions = pd.concat([pd.read_parquet(_chunk_path(partial, "sessions", i)) for i in range(len(chunks))],
                          ignore_index=True)
     courses = course_stage(sessions, built)
     run = _run_record(built, encoder, seed, inputs, corpus, rejected, len(chunks), resumed,
@@ -289,6 +321,10 @@ def _run_locked(corpus: Corpus, out: Path, built: list[Lens], encoder: Encoder |
         run["calibration"] = calibration
     if selection:
         run["selection"] = selection
+    run["engine"] = engine.describe()
+    if engine.name != "local" and run["encoder"] and "cache" in run["encoder"]:
+        # the workers encoded, each with its own cache connection: this process's counters would read 0
+        run["encoder"]["cache"] = {"dir": run["encoder"]["cache"]["dir"], "hits": None, "misses": None}
     staged = {"turns.parquet": staging / "turns.parquet", "sessions.parquet": staging / "sessions.parquet"}
     _atomic_parquet(sessions, staged["sessions.parquet"])
     if courses is not None:
@@ -298,6 +334,10 @@ def _run_locked(corpus: Corpus, out: Path, built: list[Lens], encoder: Encoder |
     record = commit(out, staged, run)
     shutil.rmtree(partial)
     return Analysis(None, sessions, record, courses, turns_path=out / "turns.parquet")
+
+
+def _chunk_path(partial: Path, table: str, i: int) -> Path:
+    return partial / f"{table}-{i:05d}.parquet"
 
 
 def _write_report(analysis: Analysis, out: Path) -> None:

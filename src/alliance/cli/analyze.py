@@ -54,13 +54,19 @@ def select(corpus, limit: int | None, sample: int | None, seed: int):
 def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: list[str] | None, model: str | None,
          cache_dir: Path | None, no_cache: bool, context: int, seed: int, resume: bool, probes: Path | None,
          reader_options: dict | None = None, limit: int | None = None, sample: int | None = None,
-         rationales: bool = False, backend: str = "torch", safety_options: dict | None = None):
+         rationales: bool = False, backend: str = "torch", safety_options: dict | None = None,
+         engine: str = "local", scheduler: str | None = None, workers: int | None = None):
     from alliance.encoders import load_encoder
+    from alliance.engines import EngineError, make_engine
     from alliance.io import InputError, read
     from alliance.pipeline import file_digest, run_analysis
     from alliance.runfolder import ReportFailed, RunFolderError, disk_full_message, locked, make_folder, owner_only
 
     check_choices(fmt, lenses)
+    try:  # before reading: a missing dask or a contradictory option ends here
+        runner = make_engine(engine, scheduler=scheduler, workers=workers)
+    except EngineError as e:
+        fail(str(e))
     try:
         loaded = read(inputs, format=fmt, on_error=on_error.value, **(reader_options or {}))
     except InputError as e:
@@ -104,13 +110,17 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
                     lens_options["safety"] = safety_options
                 inputs_rec = {str(p): f"sha256:{file_digest(p)}" for p in inputs}
                 with RunProgress(console, len(corpus)) as bar:
+                    # on Dask the workers encode: progress is per finished chunk, not per encoder call
                     analysis = run_analysis(corpus, out, lenses=lenses, lens_options=lens_options,
-                                            encoder=ProgressEncoder(encoder, bar.encoded), seed=seed,
+                                            encoder=ProgressEncoder(encoder, bar.encoded)
+                                            if runner.name == "local" else encoder, seed=seed,
                                             inputs={**inputs_rec, "formats": loaded.formats},
                                             rejected=len(loaded.rejected), resume=resume, progress=bar.turns,
-                                            selection=selection)
+                                            selection=selection, engine=runner)
     except SafetyModelError as e:
         fail(str(e))
+    except EngineError as e:
+        fail(str(e), code=1)
     except ReportFailed as e:
         fail(str(e), code=1)
     except RunFolderError as e:
@@ -126,6 +136,11 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
         console.print(f"resumed: {analysis.run['counts']['chunks_resumed']} of {analysis.run['counts']['chunks']} "
                       "chunks were already done")
     return analysis
+
+
+class EngineName(str, Enum):
+    local = "local"
+    dask = "dask"
 
 
 class TimestampUnit(str, Enum):
@@ -175,6 +190,15 @@ def analyze(
                                                            "calibrated probability.")] = None,
     safety_recall: Annotated[float | None, typer.Option(help="Safety operating point: the threshold whose dev "
                                                         "recall reaches this (see docs/safety.md).")] = None,
+    engine: Annotated[EngineName, typer.Option(help="Who scores the chunks: 'local' (this process) or 'dask' "
+                                                "(dask.distributed workers; pip install 'alliance[dask]'; same "
+                                                "tables; docs/scale.md).")] = EngineName.local,
+    scheduler: Annotated[str | None, typer.Option(help="With --engine dask: the address of a running Dask "
+                                                       "scheduler, e.g. tcp://HOST:8786 (default: a local "
+                                                       "cluster).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="With --engine dask and no --scheduler: worker "
+                                                            "processes of the local cluster (default: one per "
+                                                            "core).")] = None,
 ) -> None:
     """Score transcripts: writes turns.parquet, sessions.parquet, run.json and report.html into --out."""
     reader_options: dict = {}
@@ -188,8 +212,10 @@ def analyze(
         fail("--limit and --sample exclude each other: choose one")
     safety = {k: v for k, v in (("model", safety_model), ("threshold", safety_threshold),
                                 ("recall", safety_recall)) if v is not None}
+    if scheduler is not None and workers is not None:
+        fail("--scheduler and --workers exclude each other: a scheduler's cluster has its own workers")
     analysis = _run(inputs, out, fmt, on_error, lenses, model, cache_dir, no_cache, context, seed, resume, probes,
-                    reader_options, limit, sample, rationales, backend, safety)
+                    reader_options, limit, sample, rationales, backend, safety, engine.value, scheduler, workers)
     # a run whose every model call failed has no model ratings at all: say so and fail (run.json has the errors)
     dead = [d["name"] for d in analysis.run.get("lenses", []) if ((d.get("llm") or {}).get("usage") or {}).get("all_failed")]
     if dead:

@@ -110,7 +110,17 @@ class ProgressEncoder:
         return self.inner.dimension
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
         return getattr(self.inner, name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # elsewhere (a Dask worker) there is no bar to report to: the wrapped encoder travels alone
+        return (_same, (self.inner,))
+
+
+def _same(encoder: Any) -> Any:
+    return encoder
 
     def encode(self, texts: Sequence[str]) -> Any:
         import numpy as np

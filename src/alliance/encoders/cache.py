@@ -12,6 +12,7 @@ import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +61,13 @@ class CachedEncoder:
         return self.encoder.dimension
 
     def __getattr__(self, name: str):  # tokenizer and other extras of the wrapped encoder
+        if name.startswith("__"):  # copy/pickle probe dunders before __init__ has run: no recursion into encoder
+            raise AttributeError(name)
         return getattr(self.encoder, name)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # shipped to another process (a Dask worker) as its recipe: the receiver opens its own connection
+        return (type(self), (self.encoder, self.cache_dir))
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:

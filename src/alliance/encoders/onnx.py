@@ -104,6 +104,10 @@ class OnnxEncoder:
         self.batch_size = batch_size
         self.threads = threads
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled as its recipe (the exported folder), never its loaded session: a Dask worker opens its own
+        return (type(self), (self.path, self.batch_size, self.threads))
+
     @property
     def model_id(self) -> str:
         return str(self.meta["model_id"])

@@ -41,6 +41,10 @@ class SentenceTransformerEncoder:
         self.batch_size = batch_size
         self._max_seq_length = max_seq_length
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled as its recipe, never its loaded model: a Dask worker loads its own copy once
+        return (type(self), (self.model_name, self.device, self.batch_size, self._max_seq_length))
+
     @property
     def model_id(self) -> str:
         return self.model_name if self.model_name != DEFAULT_MODEL else "sentence-transformers/all-MiniLM-L6-v2"

@@ -129,7 +129,7 @@ class DaskEngine:
 
     def _run(self, client: Client, token: str, jobs: Iterator[ChunkJob], done: Done, limit: int) -> None:
         running: dict[Any, ChunkJob] = {}
-        pending = as_completed()
+        pending = as_completed(loop=client.loop)
 
         def submit() -> None:
             job = next(jobs, None)

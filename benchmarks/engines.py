@@ -92,7 +92,8 @@ print(json.dumps({"turns": len(corpus), "sessions": len(corpus.sessions), "clust
 
 def measure(sessions: int, lenses: str, workers: int, rounds: int, chunk_turns: int) -> dict:
     data = os.environ.get("ALLIANCE_DATA") or str(ROOT.parent / "shared" / "data")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "ALLIANCE_DATA": data}
+    path = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "HF_HUB_OFFLINE": "1", "ALLIANCE_DATA": data}
     res = subprocess.run([sys.executable, "-c", CHILD, str(sessions), lenses, str(workers), str(rounds),
                           str(chunk_turns)], capture_output=True, text=True, env=env, cwd=str(ROOT))
     if res.returncode:

@@ -51,12 +51,13 @@ def analyse(name, engine):
 
 analyse("warm-local", "local")  # untimed: fills the embedding cache, imports, first-call costs
 
-from distributed import Client, LocalCluster
-from alliance.engines.dask import DaskEngine
+from distributed import Client
+from alliance.engines.dask import QUIET, DaskEngine, local_cluster
+import dask
 t0 = time.perf_counter()
-cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                       silence_logs=40)
-client = Client(cluster)
+cluster = local_cluster(workers)  # what `--engine dask --workers N` starts
+with dask.config.set(QUIET):
+    client = Client(cluster)
 client.wait_for_workers(workers)
 cluster_s = time.perf_counter() - t0
 engine = DaskEngine(client=client)

@@ -106,6 +106,15 @@ def test_a_failed_chunk_is_named_and_the_rerun_resumes_the_rest(tmp_path, client
     pd.testing.assert_frame_equal(res.sessions, fresh.sessions)
 
 
+def test_a_chunk_whose_workers_died_says_so():
+    from distributed.scheduler import KilledWorker
+
+    from alliance.engines.dask import _why
+
+    msg = _why(KilledWorker("alliance-chunk-00003", "tcp://10.0.0.5:4000", 3))
+    assert msg.startswith("the workers running it died 4 times (out of memory, or killed; the last was tcp://10.0")
+
+
 def test_an_unreachable_scheduler_is_one_clear_error(tmp_path):
     engine = DaskEngine(scheduler="tcp://127.0.0.1:9", timeout=1)
     with pytest.raises(EngineError, match=r"cannot reach the Dask scheduler at 'tcp://127.0.0.1:9' within 1 s"):

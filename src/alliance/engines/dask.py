@@ -182,7 +182,8 @@ class DaskEngine:
 
 def _why(e: BaseException) -> str:
     if isinstance(e, KilledWorker):
-        return ("the workers running it died (out of memory, or killed) more often than "
-                "distributed.scheduler.allowed-failures allows")
+        last = getattr(e.last_worker, "address", e.last_worker)
+        return (f"the workers running it died {e.allowed_failures + 1} times (out of memory, or killed; the last "
+                f"was {last}); more than distributed.scheduler.allowed-failures allows")
     return f"{type(e).__name__}: {e}"
 

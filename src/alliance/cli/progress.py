@@ -118,10 +118,6 @@ class ProgressEncoder:
         # elsewhere (a Dask worker) there is no bar to report to: the wrapped encoder travels alone
         return (_same, (self.inner,))
 
-
-def _same(encoder: Any) -> Any:
-    return encoder
-
     def encode(self, texts: Sequence[str]) -> Any:
         import numpy as np
 
@@ -139,3 +135,7 @@ def _same(encoder: Any) -> Any:
             parts.append(self.inner.encode(texts[i:i + self.slice_size]))
             self.report(min(i + self.slice_size, n), n)
         return np.concatenate(parts, axis=0)
+
+
+def _same(encoder: Any) -> Any:
+    return encoder

@@ -120,6 +120,8 @@ def test_an_unreachable_scheduler_is_one_clear_error(tmp_path):
     with pytest.raises(EngineError, match=r"cannot reach the Dask scheduler at 'tcp://127.0.0.1:9' within 1 s"):
         run_analysis(corpus_of(1), tmp_path, lenses=[CountLens()], encoder=TableEncoder(ENC), write_report=False,
                      engine=engine)
+    with pytest.raises(EngineError, match=r"'http://localhost:1' .*unknown address scheme 'http'"):
+        DaskEngine(scheduler="http://localhost:1", timeout=1).run([], None, None)
     with pytest.raises(EngineError, match="needs the dask engine"):
         make_engine("local", workers=2)
     with pytest.raises(EngineError, match="not several"):

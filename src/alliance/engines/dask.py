@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
@@ -110,6 +111,7 @@ class DaskEngine:
             return self.client, []
         if self.scheduler is not None:
             try:
+                _reachable(self.scheduler, self.timeout)
                 client = Client(self.scheduler, timeout=self.timeout, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as e:
                 raise EngineError(
@@ -178,6 +180,19 @@ class DaskEngine:
             lines = [f"  chunk {job.index} (sessions {job.sessions()}): {_why(e)}" for job, e in failed]
             raise EngineError(f"{len(failed)} chunk(s) failed on the Dask workers; the {finished} finished in this "
                               "run are kept and a rerun resumes from them:\n" + "\n".join(lines))
+
+
+def _reachable(address: str, timeout: float) -> None:
+    """A plain connection to a tcp/tls scheduler first: an unreachable one then fails before a Client exists (a
+    half-made Client complains again at exit, after the error has been reported)."""
+    from distributed.comm import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
+
+    scheme, loc = parse_address(address)
+    get_backend(scheme)  # ValueError naming the known schemes
+    if scheme in ("tcp", "tls"):
+        host, port = parse_host_port(loc)
+        socket.create_connection((host, port), timeout=timeout).close()
 
 
 def _why(e: BaseException) -> str:

@@ -179,3 +179,11 @@ def test_marker_media_equal_per_session_inference():
     want = [infer_medium(text.iloc[np.flatnonzero(keys == tuple(k))], words[np.flatnonzero(keys == tuple(k))])
             for k in c.sessions[SESSION_KEY].itertuples(index=False)]
     assert got == want and "speech" in got and "text" in got
+
+
+def test_word_counts_on_arrow_text_equal_python_split():
+    odd = ["", " ", "  a  b ", "\n\tx", "a\u3000b", "a\x1cb", "a\u200bb", "a\u00a0 b\u2028c", "x" * 5, "é è ç"]
+    s = pd.Series(odd, dtype="string[pyarrow]")
+    assert word_counts(s).tolist() == [len(x.split()) for x in odd]
+    assert np.isnan(word_counts(pd.Series(["a b", None], dtype="string[pyarrow]"))[1])
+    assert word_counts(pd.Series(["a b", 3], dtype=object)).tolist() == [2.0, 1.0]

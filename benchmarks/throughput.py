@@ -7,6 +7,12 @@ cold, and `analyze` again on the now warm cache into a new folder. Wall and CPU 
 the child, all threads) are both reported: on a shared machine CPU time is the steadier ratio. Medians over rounds.
 
     python benchmarks/throughput.py [--sessions 30] [--rounds 3] [--cheap-sessions 300] [--lens NAME ...]
+                                    [--compare-to OTHER/src]
+
+``--compare-to`` runs `analyze` once more with another source tree (e.g. the main branch's ``src``) on the same
+corpus and cache, and checks every lens column against this tree's run: equal, or Spearman >= 0.9999 per numeric
+column (a speed-up must not change a score). The command times run the installed console script's entry point
+(pyproject's ``[project.scripts]``), as `alliance lenses` does.
 
 Targets (issue #15): default lenses >= 0.8x the plain encoder's turns/s from a fresh cache; the cheap lenses
 (markers, trajectory) >= 20k turns/s of scoring; warm re-analysis >= 20x faster than cold; `alliance lenses` and
@@ -24,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,8 +71,58 @@ lenses = sys.argv[2].split(",")
 analyze(corpus, lenses)  # warm-up: imports and first-call costs are not per-turn work
 t0 = time.perf_counter(); c0 = time.process_time()
 analyze(corpus, lenses)
-print(json.dumps({"turns": len(corpus), "seconds": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}))
+print(json.dumps({"turns": len(corpus), "seconds": time.perf_counter() - t0,
+                  "scoring_cpu_s": time.process_time() - c0}))
 """
+
+
+def console_script() -> str:
+    """Code that runs `alliance` as the installed script does: its entry point from pyproject.toml."""
+    target = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]["alliance"]
+    module, _, attr = target.partition(":")
+    return (f"import sys\nfrom {module} import {attr}\ntry:\n    {attr}()\nexcept SystemExit:\n    pass\n"
+            "print('{}')")
+
+
+#: Columns that record the run, not a score.
+NOT_SCORES = {"meta", "session_meta", "source"}
+
+
+def compare_runs(ours: Path, theirs: Path, min_rho: float = 0.9999) -> tuple[int, list[str]]:
+    """Every column of both runs' turn and session tables: equal, or (numeric) Spearman >= ``min_rho`` over the
+    rows where both are finite with the same rows missing. Returns (columns compared, failures)."""
+    import numpy as np
+    import pandas as pd
+
+    compared, failures = 0, []
+    for table in ("turns.parquet", "sessions.parquet"):
+        a, b = pd.read_parquet(ours / table), pd.read_parquet(theirs / table)
+        missing = sorted(set(a.columns) ^ set(b.columns))
+        if missing:
+            failures.append(f"{table}: columns only in one run: {missing}")
+        if len(a) != len(b):
+            failures.append(f"{table}: {len(a)} rows against {len(b)}")
+            continue
+        for c in [c for c in a.columns if c in b.columns and c not in NOT_SCORES]:
+            compared += 1
+            x, y = a[c], b[c]
+            if x.astype(str).equals(y.astype(str)):
+                continue
+            if pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y) \
+                    and not pd.api.types.is_bool_dtype(x):
+                xf, yf = x.to_numpy(dtype=float), y.to_numpy(dtype=float)
+                ok = np.isfinite(xf) & np.isfinite(yf)
+                if (np.isfinite(xf) != np.isfinite(yf)).any():
+                    failures.append(f"{table}:{c}: missing in one run only")
+                    continue
+                if np.allclose(xf[ok], yf[ok], rtol=0, atol=0):
+                    continue
+                rho = pd.Series(xf[ok]).corr(pd.Series(yf[ok]), method="spearman") if ok.sum() > 2 else np.nan
+                if not rho >= min_rho:
+                    failures.append(f"{table}:{c}: Spearman {rho:.6f}")
+            else:
+                failures.append(f"{table}:{c}: values differ")
+    return compared, failures
 
 
 def sample_corpus(n_sessions: int, out: Path) -> int:
@@ -112,6 +169,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="rounds of (encoder, cold analyze, warm analyze)")
     ap.add_argument("--cheap-sessions", type=int, default=300, help="sessions for the cheap lenses' scoring rate")
     ap.add_argument("--lens", action="append", default=None, help="lenses to run (default: the default lenses)")
+    ap.add_argument("--skip-analyze", action="store_true",
+                    help="only the cheap lenses' rate and the command times (no encoder, no analyze rounds)")
+    ap.add_argument("--compare-to", type=Path, default=None,
+                    help="another source tree (e.g. ../main/src): its lens columns must equal this tree's")
     args = ap.parse_args()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "src")}
     lens_args = [a for name in (args.lens or []) for a in ("--lens", name)]
@@ -120,7 +181,7 @@ def main() -> None:
         tmp = Path(tmp)
         corpus_file = tmp / "corpus.jsonl"
         n = sample_corpus(args.sessions, corpus_file)
-        for r in range(args.rounds):
+        for r in range(0 if args.skip_analyze else args.rounds):
             cache = {**env, "ALLIANCE_CACHE": str(tmp / f"cache-{r}")}  # fresh: nothing encoded, nothing built
             base.append(run(ENCODE_ONLY, [str(corpus_file)], cache))
             cli = ["analyze", str(corpus_file), "--format", "jsonl", *lens_args]
@@ -140,12 +201,27 @@ def main() -> None:
         cheap_file = tmp / "cheap.jsonl"
         n_cheap = sample_corpus(args.cheap_sessions, cheap_file)
         cheap = [run(CHEAP, [str(cheap_file), "markers,trajectory"], env) for _ in range(args.rounds)]
-        info = {cmd: [run("import sys\nfrom alliance.cli import app\ntry:\n    app(sys.argv[1:])\n"
-                          "except SystemExit:\n    pass\nprint('{}')", [cmd], env) for _ in range(5)]
-                for cmd in ("--help", "lenses", "formats")}
+        info = {cmd: [run(console_script(), [cmd], env) for _ in range(5)] for cmd in ("--help", "lenses", "formats")}
+        comparison = None
+        if args.compare_to is not None and not args.skip_analyze:
+            other = {**env, "PYTHONPATH": str(args.compare_to.resolve()),
+                     "ALLIANCE_CACHE": str(tmp / f"cache-setup-{args.rounds - 1}")}
+            run(ANALYZE, [*cli, "--out", str(tmp / "other")], other)
+            comparison = compare_runs(tmp / f"warm-{args.rounds - 1}", tmp / "other")
 
     lens_label = ", ".join(args.lens) if args.lens else "defaults"
     print(f"turns: {n} ({args.sessions} sessions), rounds: {args.rounds}, medians; lenses: {lens_label}")
+    if not args.skip_analyze:
+        print_rounds(n, base, fresh, setup, cold, warm)
+    print_fast_parts(n_cheap, cheap, info)
+    if comparison is not None:
+        compared, failures = comparison
+        print(f"scores against {args.compare_to}: {compared} columns compared, "
+              + ("all equal or Spearman >= 0.9999" if not failures else f"{len(failures)} differ: {failures[:20]}"))
+
+
+def print_rounds(n: int, base: list[dict], fresh: list[dict], setup: list[dict], cold: list[dict],
+                 warm: list[dict]) -> None:
     print(f"plain encoder: set-up {med(base, 'setup_s'):.1f} s (imports, model load), encode {med(base, 'encode_s'):.1f} s")
     for label, rows in (("plain encode()", base), ("analyze, fresh", fresh), ("one-time set-up", setup),
                         ("analyze, cold", cold), ("analyze, warm", warm)):
@@ -158,9 +234,13 @@ def main() -> None:
     print(f"warm re-analysis: {med(cold, 'wall_s') / med(warm, 'wall_s'):.1f}x faster wall, "
           f"{med(cold, 'cpu_s') / med(warm, 'cpu_s'):.1f}x CPU (target >= 20); torch loaded when warm: "
           f"{any(w['torch_loaded'] for w in warm)}")
+
+
+def print_fast_parts(n_cheap: int, cheap: list[dict], info: dict[str, list[dict]]) -> None:
     print(f"cheap lenses (markers, trajectory), scoring {n_cheap} turns in-process: "
           f"{med(cheap, 'turns') / med(cheap, 'seconds'):,.0f} turns/s wall, "
-          f"{med(cheap, 'turns') / med(cheap, 'cpu_s'):,.0f} turns/s CPU (target >= 20,000)")
+          f"{med(cheap, 'turns') / med(cheap, 'scoring_cpu_s'):,.0f} turns/s CPU (target >= 20,000; the timed "
+          "call only, after a warm-up call)")
     print("command times, median of 5 (target < 0.2 s): " + ", ".join(
         f"`alliance {cmd}` {med(rows, 'wall_s'):.2f} s wall / {med(rows, 'cpu_s'):.2f} s CPU"
         for cmd, rows in info.items()))

@@ -48,3 +48,30 @@ def test_path_of_survives_get_but_not_a_replacement():
     assert r.path_of("x") == "alliance.lenses.markers:MarkersLens"
     r.register("x", dict)  # replaced by another object: the source no longer describes it
     assert r.path_of("x") is None
+
+
+def test_console_script_answers_lenses_formats_version_without_the_command_line():
+    """The installed `alliance` script (pyproject's [project.scripts]) prints these three without importing Typer,
+    pydantic, pandas or torch (issue #15: under 0.2 s), and prints what the Typer commands print."""
+    import tomllib
+    from pathlib import Path
+
+    script = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"][
+        "scripts"]["alliance"]
+    module, _, attr = script.partition(":")
+    for cmd in ("lenses", "formats", "version"):
+        code = (f"import sys\nfrom {module} import {attr}\nrc = {attr}([{cmd!r}])\n"
+                "heavy = [m for m in ('typer', 'pydantic', 'pandas', 'numpy', 'torch', 'alliance.cli') "
+                "if m in sys.modules]\nprint('HEAVY', heavy, rc)\n")
+        fast = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        assert "HEAVY [] 0" in fast, fast
+        typer_code = f"from alliance.cli import app\ntry:\n    app([{cmd!r}])\nexcept SystemExit:\n    pass\n"
+        slow = subprocess.run([sys.executable, "-c", typer_code], capture_output=True, text=True, check=True).stdout
+        assert fast.rsplit("HEAVY", 1)[0] == slow, cmd
+
+
+def test_console_script_passes_everything_else_to_typer():
+    code = ("import sys\nfrom alliance.entry import app\ntry:\n    app(['lenses', '--help'])\n"
+            "except SystemExit as e:\n    print('EXIT', e.code)\nprint('typer' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "List the measures" in out and "EXIT 0" in out and out.strip().endswith("True")

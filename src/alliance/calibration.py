@@ -156,7 +156,9 @@ class CalibratedAlliance(ModelFile, BaseEstimator, RegressorMixin):
 
     @staticmethod
     def _channel_predict(ch: dict[str, Any], texts: pd.Series) -> np.ndarray:
-        return np.asarray(ch["vec"].transform(texts) @ ch["coef"].T) + ch["intercept"]
+        from alliance.tfidf import tfidf_transform
+
+        return np.asarray(tfidf_transform(ch["vec"], texts) @ ch["coef"].T) + ch["intercept"]
 
     def _raw_numeric(self, X: pd.DataFrame) -> np.ndarray:
         num = X[self.numeric_columns_].to_numpy(dtype=float)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alliance.corpus import SESSION_KEY
+from alliance.corpus import SESSION_KEY, session_codes, word_counts
 
 AXES: tuple[str, ...] = ("goal", "task", "bond")
 TARGETS: tuple[str, ...] = (*AXES, "overall")
@@ -104,60 +104,74 @@ def structural_features(turns: pd.DataFrame) -> pd.DataFrame:
     """Per session: how much each side writes, minimal client replies, shrinking client turns, reply latency.
 
     These are the withdrawal signs of the rupture literature (Safran & Muran 2000) read as plain counts, so they
-    exist for every corpus even when the markers lens is not run.
+    exist for every corpus even when the markers lens is not run. Counted with array operations over all sessions
+    at once (word counts are whole numbers, so sums and means equal a per-session loop's exactly).
     """
     t = turns
-    words = t["text"].astype(str).str.split().str.len().astype(float)
-    is_client = (t["speaker"] == "client").to_numpy()
-    keys = pd.MultiIndex.from_frame(t[SESSION_KEY])
-    df = pd.DataFrame({"w": words.to_numpy(), "client": is_client}, index=keys)
-    ts = pd.to_datetime(t["timestamp"], utc=True) if "timestamp" in t else pd.Series(pd.NaT, index=t.index)
-    df["ts"] = ts.to_numpy()
-    out = {}
-    for key, g in df.groupby(level=[0, 1], sort=False):
-        cw = g.loc[g["client"], "w"].to_numpy()
-        kw = g.loc[~g["client"], "w"].to_numpy()
-        n = len(cw)
-        third = max(n // 3, 1)
-        row = {
+    codes, keys = session_codes(t)
+    ng = len(keys)
+    w = word_counts(t["text"])
+    client = (t["speaker"] == "client").to_numpy()
+
+    def total(mask: np.ndarray, values: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(codes[mask], weights=None if values is None else values[mask], minlength=ng
+                           ).astype(np.float64)
+
+    n, nk = total(client), total(~client)
+    cs, ks = total(client, w), total(~client, w)
+    cc, cw = codes[client], w[client]
+    # each client turn's place among its session's client turns, for the first and last thirds
+    cpos = pd.Series(cc).groupby(cc, sort=False).cumcount().to_numpy()
+    third = np.maximum(n // 3, 1)
+    first, last = cpos < third[cc], cpos >= (n - third)[cc]
+
+    def part(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(cc[mask], weights=cw[mask], minlength=ng) / np.bincount(cc[mask], minlength=ng)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        has = n > 0
+        out = {
             "struct_log_client_turns": np.log1p(n),
-            "struct_log_counsellor_turns": np.log1p(len(kw)),
-            "struct_log_client_words": np.log1p(cw.mean()) if n else np.nan,
-            "struct_log_counsellor_words": np.log1p(kw.mean()) if len(kw) else np.nan,
-            "struct_client_share_words": cw.sum() / max(cw.sum() + kw.sum(), 1.0),
-            "struct_client_minimal_share": float((cw <= MINIMAL_WORDS).mean()) if n else np.nan,
-            "struct_client_words_last_vs_first": (np.log1p(cw[-third:].mean()) - np.log1p(cw[:third].mean()))
-            if n >= 3 else np.nan,
+            "struct_log_counsellor_turns": np.log1p(nk),
+            "struct_log_client_words": np.where(has, np.log1p(cs / n), np.nan),
+            "struct_log_counsellor_words": np.where(nk > 0, np.log1p(ks / nk), np.nan),
+            "struct_client_share_words": cs / np.maximum(cs + ks, 1.0),
+            "struct_client_minimal_share": np.where(has, np.bincount(cc[cw <= MINIMAL_WORDS], minlength=ng) / n,
+                                                    np.nan),
+            "struct_client_words_last_vs_first": np.where(n >= 3, np.log1p(part(last)) - np.log1p(part(first)),
+                                                          np.nan),
         }
-        tsv = pd.to_datetime(g["ts"])
-        if tsv.notna().sum() >= 3:
-            dt = tsv.diff().dt.total_seconds().to_numpy()
-            cl = g["client"].to_numpy()
-            lat = dt[cl & np.isfinite(dt)]
-            lat = lat[lat >= 0]
-            row["struct_log_client_latency"] = float(np.log1p(np.median(lat))) if len(lat) else np.nan
-            span = (tsv.max() - tsv.min()).total_seconds()
-            row["struct_log_minutes"] = float(np.log1p(span / 60.0))
-        else:
-            row["struct_log_client_latency"] = np.nan
-            row["struct_log_minutes"] = np.nan
-        out[key] = row
-    res = pd.DataFrame.from_dict(out, orient="index")
-    res.index = pd.MultiIndex.from_tuples(res.index, names=SESSION_KEY)
-    return res
+    latency, minutes = np.full(ng, np.nan), np.full(ng, np.nan)
+    if "timestamp" in t:
+        ts = pd.Series(pd.to_datetime(t["timestamp"], utc=True).to_numpy())
+        dated = ts.notna().to_numpy()
+        timed = np.bincount(codes[dated], minlength=ng) >= 3  # sessions with at least three timestamps
+        if timed.any():
+            dt = ts.groupby(codes, sort=False).diff().dt.total_seconds().to_numpy()
+            ok = timed[codes] & client & np.isfinite(dt)
+            ok &= np.where(ok, dt, -1.0) >= 0
+            med = pd.Series(dt[ok]).groupby(codes[ok]).median()
+            latency[med.index.to_numpy()] = np.log1p(med.to_numpy())
+            g = ts.groupby(codes)
+            span = (g.max() - g.min()).dt.total_seconds()
+            span = span[timed[span.index.to_numpy()]]
+            minutes[span.index.to_numpy()] = np.log1p(span.to_numpy() / 60.0)
+    out["struct_log_client_latency"] = latency
+    out["struct_log_minutes"] = minutes
+    return pd.DataFrame(out, index=keys)
 
 
 def text_channels(turns: pd.DataFrame) -> pd.DataFrame:
     """Per session, the words each text channel reads: the client's, the counsellor's, the client's closing turns."""
-    out = {}
-    for key, g in turns.groupby(SESSION_KEY, sort=False):
-        cl = g.loc[g["speaker"] == "client", "text"].astype(str).tolist()
-        co = g.loc[g["speaker"] != "client", "text"].astype(str).tolist()
-        out[key] = {"text_client": " ".join(cl), "text_counsellor": " ".join(co),
-                    "text_client_end": " ".join(cl[-CLIENT_END_TURNS:])}
-    res = pd.DataFrame.from_dict(out, orient="index")
-    res.index = pd.MultiIndex.from_tuples(res.index, names=SESSION_KEY)
-    return res
+    codes, keys = session_codes(turns)
+    client: list[list[str]] = [[] for _ in range(len(keys))]
+    other: list[list[str]] = [[] for _ in range(len(keys))]
+    is_client = (turns["speaker"] == "client").to_numpy()
+    for code, text, c in zip(codes, turns["text"].astype(str).tolist(), is_client, strict=True):
+        (client if c else other)[code].append(text)
+    return pd.DataFrame({"text_client": [" ".join(x) for x in client],
+                         "text_counsellor": [" ".join(x) for x in other],
+                         "text_client_end": [" ".join(x[-CLIENT_END_TURNS:]) for x in client]}, index=keys)
 
 
 def session_features(turns: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:

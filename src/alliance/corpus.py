@@ -265,6 +265,40 @@ class Corpus:
 
 
 # helpers --------------------------------------------------------------------------------------------------
+def session_codes(turns: pd.DataFrame) -> tuple[np.ndarray, pd.MultiIndex]:
+    """Each turn's session number (0, 1, ... in order of first appearance) and the session keys in that order:
+    ``pd.factorize`` of the (course_id, session_id) pairs, computed from the two columns' codes (building the
+    pairs as Python tuples costs more than the lenses that need them)."""
+    a, courses = pd.factorize(turns[SESSION_KEY[0]])
+    b, sessions = pd.factorize(turns[SESSION_KEY[1]])
+    if len(a) and (a.min() < 0 or b.min() < 0):  # a missing key: pandas' own factorizing decides what it means
+        codes, keys = pd.factorize(pd.MultiIndex.from_frame(turns[SESSION_KEY]))
+        return codes, pd.MultiIndex.from_tuples(list(keys), names=SESSION_KEY)
+    codes, pairs = pd.factorize(a.astype(np.int64) * max(len(sessions), 1) + b)
+    n = max(len(sessions), 1)
+    return codes, pd.MultiIndex.from_arrays([courses.take(pairs // n), sessions.take(pairs % n)], names=SESSION_KEY)
+
+
+def word_counts(text: pd.Series) -> np.ndarray:
+    """Whitespace-separated words per row (Python's ``str.split()``), NaN for missing text, as floats: what
+    ``text.astype(str).str.split().str.len()`` gives, without a Python call per row for Arrow-backed text.
+
+    Arrow's whitespace is Python's (checked on every Unicode code point alone, doubled and between letters)."""
+    import pyarrow as pa
+
+    arr = getattr(text.array, "_pa_array", None)
+    if arr is not None and (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        import pyarrow.compute as pc
+
+        trimmed = pc.utf8_trim_whitespace(arr)
+        n = np.asarray(pc.list_value_length(pc.utf8_split_whitespace(trimmed)).to_numpy(zero_copy_only=False),
+                       dtype=np.float64)
+        empty = np.asarray(pc.fill_null(pc.equal(trimmed, ""), False).to_numpy(zero_copy_only=False), dtype=bool)
+        return np.where(empty, 0.0, n)
+    return np.fromiter((len(x.split()) if isinstance(x, str) else np.nan for x in text.astype(str)),
+                       dtype=np.float64, count=len(text))
+
+
 def meta_to_json(df: pd.DataFrame, columns: Iterable[str] = ("meta", "session_meta")) -> pd.DataFrame:
     """Copy with dict-valued metadata columns serialised to JSON text, for Parquet."""
     out = df.copy()

@@ -13,6 +13,7 @@ session after every turn (:func:`early_scores`).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 from importlib import resources
@@ -108,7 +109,7 @@ def early_scores(turns: pd.DataFrame, model: CalibratedAlliance | None = None,
     number), when known, gives ``early_share``; otherwise it is NaN. Columns: ``early_overall`` (predicted client
     score, 0-100), ``early_risk`` (probability of a poor outcome), ``early_warning`` (risk >= the model's threshold:
     heading for a rupture or dropout), ``early_turns_seen``, ``early_share``, ``early_out_of_domain``."""
-    model = model if model is not None else load_early()
+    model = model if model is not None else shipped_early()
     X = prefix_features(turns)
     p = model.predict(X)
     seen = turns.groupby(SESSION_KEY, sort=False).size().reindex(p.index).astype(int)
@@ -134,7 +135,7 @@ def add_early(turns: pd.DataFrame, sessions: pd.DataFrame, model: CalibratedAlli
     if model is None:
         if not early_model_exists():
             return sessions
-        model = load_early()
+        model = shipped_early()
     n = turns.groupby(SESSION_KEY, sort=False).size()
     scored = early_scores(prefix_turns(turns, share), model, expected_turns=n)
     out = sessions.drop(columns=[c for c in scored.columns if c in sessions])
@@ -143,6 +144,13 @@ def add_early(turns: pd.DataFrame, sessions: pd.DataFrame, model: CalibratedAlli
 
 def early_model_exists() -> bool:
     return resources.files("alliance.data.calibration").joinpath(EARLY_MODEL).is_file()
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_early() -> CalibratedAlliance:
+    """The shipped early-warning model, loaded once per process (every chunk of a run reads it; treat it as
+    read-only)."""
+    return load_early()
 
 
 def load_early(path: Any = None) -> CalibratedAlliance:

@@ -428,9 +428,9 @@ def calibration_record(lenses: Sequence[Lens], encoder: Encoder | None) -> dict[
               "lenses": card.get("lenses"), "encoder": model.encoder_id,
               "encoder_features_used": encoder_id is None or encoder_id == model.encoder_id}
     try:  # the early-warning model behind the early_* columns (absent in an installation without it)
-        from alliance.early_warning import load_early
+        from alliance.early_warning import shipped_early
 
-        early = load_early().card_
+        early = shipped_early().card_
         record["early_warning"] = {"trained_on": early.get("trained_on"), "date": early.get("date"),
                                    "command": early.get("command"), "early": early.get("early")}
     except (FileNotFoundError, OSError):

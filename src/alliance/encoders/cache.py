@@ -104,6 +104,12 @@ class CachedEncoder:
             rows.update(self._migrate(db, texts, [k for k in uniq if k not in rows], uniq))
         found = {k: np.frombuffer(vec, dtype=np.float32, count=dim) for k, (dim, vec) in rows.items()}
         todo = [k for k in uniq if k not in found]
+        if todo:  # the lenses' own reference texts: shipped with the package for the default model
+            from alliance.encoders.reference import shipped_vectors
+
+            at, vecs = shipped_vectors([texts[uniq[k]] for k in todo], self.model_id, self.dimension)
+            found.update({todo[i]: v for i, v in zip(at, vecs, strict=True)})
+            todo = [k for k in todo if k not in found]
         self.hits += len(uniq) - len(todo)
         self.misses += len(todo)
         if todo:

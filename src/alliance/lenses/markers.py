@@ -166,9 +166,12 @@ class Tokens:
 
 def infer_medium(text: pd.Series, words: np.ndarray) -> str:
     """'speech' when filled pauses/backchannels are frequent enough to be transcribed talk, else 'text'."""
-    total = float(words.sum())
-    cues = float(count(text, _SPEECH_CUES).sum())
-    return "speech" if total > 0 and cues / total >= SPEECH_CUE_RATE else "text"
+    return medium_of(float(count(text, _SPEECH_CUES).sum()), float(words.sum()))
+
+
+def medium_of(cues: float, words: float) -> str:
+    """'speech' when ``cues`` (filled pauses, backchannels) per word reach :data:`SPEECH_CUE_RATE`, else 'text'."""
+    return "speech" if words > 0 and cues / words >= SPEECH_CUE_RATE else "text"
 
 
 class MarkersLens(Lens):
@@ -252,13 +255,18 @@ class MarkersLens(Lens):
                 medium = next((m for name, m in SOURCE_MEDIUM.items() if name in source), "")
             out.append(medium)
         unknown = [i for i, m in enumerate(out) if not m]
-        if unknown:  # only sessions that nothing labels are read for speech cues
+        if unknown:  # only sessions that nothing labels are read for speech cues (one pass over all their turns)
             t = corpus.turns
-            keys = pd.MultiIndex.from_frame(t[SESSION_KEY])
-            text, words = prepare_text(t["text"]), turn_scores["markers_words"].to_numpy()
-            for i in unknown:
-                rows = np.flatnonzero(keys == tuple(corpus.sessions[SESSION_KEY].iloc[i]))
-                out[i] = infer_medium(text.iloc[rows], words[rows])
+            sessions = pd.MultiIndex.from_frame(corpus.sessions[SESSION_KEY].iloc[unknown])
+            rows = pd.MultiIndex.from_frame(t[SESSION_KEY]).isin(sessions)
+            turns = t[SESSION_KEY][rows]
+            cues = pd.Series(count(prepare_text(t["text"][rows]), _SPEECH_CUES), index=turns.index)
+            words = turn_scores["markers_words"][rows].astype(np.float64)
+            by = [turns[k] for k in SESSION_KEY]
+            totals = pd.DataFrame({"cues": cues.groupby(by).sum(), "words": words.groupby(by).sum()}
+                                  ).reindex(sessions, fill_value=0.0)
+            for i, (c, w) in zip(unknown, totals.itertuples(index=False), strict=True):
+                out[i] = medium_of(float(c), float(w))
         return out
 
     def describe(self) -> dict[str, Any]:

@@ -12,13 +12,14 @@ at hand, so a session's class does not depend on which other sessions were analy
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from alliance.corpus import SESSION_KEY, Corpus
+from alliance.corpus import Corpus, session_codes, word_counts
 from alliance.data import load_json_data
 from alliance.lenses.base import Lens, LensContext, ReportSection, session_index
 from alliance.trajectory import (
@@ -69,7 +70,7 @@ def load_reliability(path: str | Path | None = None) -> dict[str, Any]:
 def measure_series(turns: pd.DataFrame) -> pd.DataFrame:
     """Each measure as a column aligned to ``turns`` (NaN on the other side's turns)."""
     t = turns
-    extra = pd.DataFrame({"_client_log_words": np.log1p(t["text"].astype(str).str.split().str.len().astype(float))},
+    extra = pd.DataFrame({"_client_log_words": np.log1p(word_counts(t["text"]))},
                          index=t.index)
     out = {}
     for name, (col, side) in MEASURES.items():
@@ -89,7 +90,7 @@ def estimate_reliability(turns: pd.DataFrame, corpus_name: str) -> dict[str, Any
     session mean, plus the within-session SD of single turns. Write the result with ``json.dump`` to make a
     reliability file for this lens."""
     series = measure_series(turns)
-    sess = pd.factorize(pd.MultiIndex.from_frame(turns[SESSION_KEY]))[0]
+    sess = session_codes(turns)[0]
     pos = relative_position(turns["turn_index"], sess).to_numpy()
     part = sess * 3 + _thirds(pos)
     out = {}
@@ -125,7 +126,7 @@ class TrajectoryLens(Lens):
     def score(self, corpus: Corpus, ctx: LensContext) -> pd.DataFrame:
         t = corpus.turns
         cols = pd.concat([t, ctx.turn_scores], axis=1)
-        words = t["text"].astype(str).str.split().str.len().astype(float).to_numpy()
+        words = word_counts(t["text"])
         minimal = next((cols[c].astype(float).to_numpy() > 0 for c in MARKER_MINIMAL if c in cols), words <= MINIMAL_WORDS)
         latency_col = next((c for c in MARKER_LATENCY if c in cols), None)
         if latency_col is not None:
@@ -145,42 +146,66 @@ class TrajectoryLens(Lens):
         baseline_bond = np.full(len(t), np.nan)
         is_client = (t["speaker"] == "client").to_numpy()
         tidx = t["turn_index"].to_numpy()
-        codes = pd.factorize(pd.MultiIndex.from_frame(t[SESSION_KEY]))[0]
-        for code in np.unique(codes):
-            rows = np.flatnonzero((codes == code) & is_client)
-            sd = bond_sd if np.isfinite(bond_sd) else (np.nanstd(bond[rows]) if np.isfinite(bond[rows]).sum() > 1 else np.nan)
-            for j, r in enumerate(rows):
-                prev = rows[max(0, j - BASELINE_TURNS):j]
-                marked = marker[r] in MARKER_RUPTURES
-                if len(prev) < MIN_BASELINE and not marked:  # a marker needs no baseline; a drop does
-                    continue
-                based = len(prev) >= MIN_BASELINE
-                base_b = np.nanmean(bond[prev]) if based and np.isfinite(bond[prev]).any() else np.nan
-                baseline_bond[r] = base_b
-                base_w = np.median(words[prev]) if based else np.nan
-                base_l = np.nanmedian(latency[prev]) if based and np.isfinite(latency[prev]).any() else np.nan
-                why = []
-                if np.isfinite(base_b) and np.isfinite(bond[r]) and sd > 0 and bond[r] < base_b - self.drop_sds * sd:
-                    why.append("bond drop")
-                if minimal[r] and base_w >= ENGAGED_WORDS:
-                    why.append("minimal reply")
-                if (np.isfinite(base_l) and np.isfinite(latency[r]) and latency[r] >= MIN_LATENCY_S
-                        and latency[r] > LATENCY_FACTOR * max(base_l, 1.0)):
-                    why.append("slow reply")
-                if marked:
-                    why.append(f"{marker[r]} marker")
-                if not why:
-                    continue
-                kind[r] = "+".join(why)
-                for r2 in rows[j + 1:j + 1 + self.repair_turns]:
-                    back_bond = "bond drop" not in why or (np.isfinite(bond[r2]) and bond[r2] >= base_b)
-                    back_words = "minimal reply" not in why or (not minimal[r2] and words[r2] >= 0.5 * base_w)
-                    back_fast = "slow reply" not in why or not (np.isfinite(latency[r2])
-                                                                 and latency[r2] > LATENCY_FACTOR * max(base_l, 1.0))
-                    back_marker = not marked or marker[r2] not in MARKER_RUPTURES
-                    if back_bond and back_words and back_fast and back_marker:
-                        repaired_at[r] = tidx[r2]
-                        break
+        codes = session_codes(t)[0]
+        # every client turn's baseline (its session's previous BASELINE_TURNS client turns) for all sessions at once:
+        # client rows by session, in turn order, and a window of the rows before each (NaN-padded at the start)
+        rows = np.flatnonzero(is_client)
+        rows = rows[np.argsort(codes[rows], kind="stable")]
+        rc = codes[rows]
+        j = pd.Series(rc).groupby(rc, sort=False).cumcount().to_numpy()
+        back = np.arange(BASELINE_TURNS, 0, -1)
+        window = np.arange(len(rows))[:, None] - back[None, :]
+        in_window = back[None, :] <= j[:, None]
+        window = np.where(in_window, window, 0)
+
+        def windowed(values: np.ndarray) -> np.ndarray:
+            v = values[rows][window] if len(rows) else np.empty((0, BASELINE_TURNS))
+            return np.where(in_window, v, np.nan)
+
+        based = j >= MIN_BASELINE
+        with warnings.catch_warnings():  # windows without a finite value give NaN, as meant
+            warnings.simplefilter("ignore", RuntimeWarning)
+            base_bonds = np.where(based, np.nanmean(windowed(bond), axis=1), np.nan)
+            base_words = np.where(based, np.nanmedian(windowed(words.astype(float)), axis=1), np.nan)
+            base_lats = np.where(based, np.nanmedian(windowed(latency), axis=1), np.nan)
+        # where each client row's session starts and ends among ``rows``
+        start = np.flatnonzero(np.r_[True, rc[1:] != rc[:-1]]) if len(rc) else np.array([], dtype=int)
+        end = np.r_[start[1:], len(rc)]
+        start, end = np.repeat(start, end - start), np.repeat(end, end - start)
+        sds: dict[int, float] = {}
+        for k, r in enumerate(rows):
+            marked = marker[r] in MARKER_RUPTURES
+            if not based[k] and not marked:  # a marker needs no baseline; a drop does
+                continue
+            if start[k] not in sds:
+                own = rows[start[k]:end[k]]
+                sds[start[k]] = bond_sd if np.isfinite(bond_sd) else (
+                    np.nanstd(bond[own]) if np.isfinite(bond[own]).sum() > 1 else np.nan)
+            sd = sds[start[k]]
+            base_b, base_w, base_l = base_bonds[k], base_words[k], base_lats[k]
+            baseline_bond[r] = base_b
+            why = []
+            if np.isfinite(base_b) and np.isfinite(bond[r]) and sd > 0 and bond[r] < base_b - self.drop_sds * sd:
+                why.append("bond drop")
+            if minimal[r] and base_w >= ENGAGED_WORDS:
+                why.append("minimal reply")
+            if (np.isfinite(base_l) and np.isfinite(latency[r]) and latency[r] >= MIN_LATENCY_S
+                    and latency[r] > LATENCY_FACTOR * max(base_l, 1.0)):
+                why.append("slow reply")
+            if marked:
+                why.append(f"{marker[r]} marker")
+            if not why:
+                continue
+            kind[r] = "+".join(why)
+            for r2 in rows[k + 1:min(k + 1 + self.repair_turns, end[k])]:
+                back_bond = "bond drop" not in why or (np.isfinite(bond[r2]) and bond[r2] >= base_b)
+                back_words = "minimal reply" not in why or (not minimal[r2] and words[r2] >= 0.5 * base_w)
+                back_fast = "slow reply" not in why or not (np.isfinite(latency[r2])
+                                                             and latency[r2] > LATENCY_FACTOR * max(base_l, 1.0))
+                back_marker = not marked or marker[r2] not in MARKER_RUPTURES
+                if back_bond and back_words and back_fast and back_marker:
+                    repaired_at[r] = tidx[r2]
+                    break
         return pd.DataFrame({"trajectory_rupture": kind != "", "trajectory_rupture_kind": kind.astype(str),
                              "trajectory_repaired_at": repaired_at, "trajectory_client_bond_baseline": baseline_bond},
                             index=t.index)
@@ -190,7 +215,7 @@ class TrajectoryLens(Lens):
         t = pd.concat([corpus.turns, ctx.turn_scores.drop(columns=turn_scores.columns, errors="ignore"), turn_scores],
                       axis=1)
         series = measure_series(t)
-        codes = pd.factorize(pd.MultiIndex.from_frame(t[SESSION_KEY]))[0]
+        codes = session_codes(t)[0]
         pos = relative_position(t["turn_index"], codes).to_numpy()
         third = _thirds(pos)
         stats = self.reliability["measures"]

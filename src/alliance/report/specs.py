@@ -1,5 +1,6 @@
 """Chart specs of any length, built fast: per-turn data past a few thousand points is averaged in bins of turns, and
-the chart says so; inside the report, Altair charts are built without per-chart JSON-schema validation.
+the chart says so; inside the report, Altair charts are built without per-chart JSON-schema validation and with one
+schema-class table per process (Altair rebuilds it for every channel).
 
 Evidence: Altair refuses inline data over 5,000 rows (a 1,666-turn session's three subscales), and its schema
 validation was a third of the report's CPU time per session page (profiled on the default lenses' charts).
@@ -119,6 +120,22 @@ def _transformer(data: Any = None, max_points: int = MAX_POINTS) -> Any:
     return pipe if data is None else pipe(data)
 
 
+_CONVERTERS: dict[type, Any] = {}
+
+
+def _from_dict(cls: Any, dct: Any, validate: bool = True) -> Any:
+    """``SchemaBase.from_dict`` with its converter built once per wrapper-class family: Altair builds a new one, a
+    hash of every schema class's JSON, for each channel of each chart (a third of a session page's CPU time)."""
+    from altair.utils import schemapi
+
+    if validate:
+        cls.validate(dct)
+    owner = next(c for c in cls.__mro__ if "_default_wrapper_classes" in c.__dict__)
+    if owner not in _CONVERTERS:
+        _CONVERTERS[owner] = schemapi._FromDict(cls._default_wrapper_classes())
+    return _CONVERTERS[owner].from_dict(dct, cls)
+
+
 @contextlib.contextmanager
 def fast_charts(max_points: int = MAX_POINTS) -> Iterator[None]:
     """Inside this block Altair charts (the lenses' report sections build theirs with Altair) carry at most
@@ -135,13 +152,20 @@ def fast_charts(max_points: int = MAX_POINTS) -> Iterator[None]:
     # changing that default (restored below) is the only switch Altair offers for a whole block of code.
     methods = [alt.Chart.to_dict, alt.TopLevelMixin.to_dict]
     defaults = [m.__defaults__ for m in methods]
+    # from_dict as Altair's own, with its converter kept (only if Altair still builds it the way we replace)
+    patch = hasattr(schemapi, "_FromDict") and "from_dict" in schemapi.SchemaBase.__dict__
+    original = schemapi.SchemaBase.__dict__.get("from_dict")
     alt.data_transformers.enable(name, max_points=max_points)
     try:
         for m in methods:
             m.__defaults__ = (False,)
+        if patch:
+            schemapi.SchemaBase.from_dict = classmethod(_from_dict)  # type: ignore[method-assign,assignment]
         with schemapi.debug_mode(False):
             yield
     finally:
         for m, d in zip(methods, defaults, strict=True):
             m.__defaults__ = d
+        if patch:
+            schemapi.SchemaBase.from_dict = original  # type: ignore[method-assign,assignment]
         alt.data_transformers.enable(previous)

@@ -163,9 +163,47 @@ def write_html_report(analysis: Any, path: str | Path, *, pages: str = "auto", w
     from alliance.report.site import write_site
 
     path = Path(path)
-    write_site(analysis.turns, analysis.sessions, analysis.run, path.parent, getattr(analysis, "courses", None),
-               pages=pages, workers=workers, progress=progress)
+    write_site(report_turns(analysis, pages), analysis.sessions, analysis.run, path.parent,
+               getattr(analysis, "courses", None), pages=pages, workers=workers, progress=progress)
     written = path.parent / "report.html"
     if written != path:
         written.replace(path)
     return path
+
+
+def report_turns(analysis: Any, pages: str = "auto") -> pd.DataFrame:
+    """The turns a report reads: all of them when every session gets a page, else only the turns of the sessions
+    that get one and the client turns with a risk disclosure (the overview's safety triage), read from the run's
+    turns.parquet in batches, so the report's memory does not grow with the corpus."""
+    from alliance.report.site import AUTO_ALL_MAX, select_pages
+    from alliance.report.terms import TRIAGE_LEVELS, risk_labels
+
+    path = getattr(analysis, "turns_path", None)
+    n = len(analysis.sessions)
+    if getattr(analysis, "_turns", None) is not None or path is None or pages == "all" or (
+            pages == "auto" and n <= AUTO_ALL_MAX):
+        return analysis.turns
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    risky = "safety_risk_level" in pf.schema_arrow.names
+
+    def batches(columns: list[str] | None = None):
+        for b in pf.iter_batches(batch_size=65536, columns=columns):
+            df = b.to_pandas()
+            yield df, (risk_labels(df["safety_risk_level"]).isin(TRIAGE_LEVELS).to_numpy() if risky
+                       else np.zeros(len(df), bool))
+
+    # pass 1: the disclosures (few), which with the session table decide which sessions get a page
+    hits = [df[m] for df, m in batches([*SESSION_KEY, "safety_risk_level"] if risky else SESSION_KEY) if m.any()]
+    probe = pd.concat(hits, ignore_index=True) if hits else pd.DataFrame(
+        {c: pd.Series(dtype=object) for c in [*SESSION_KEY, *(["safety_risk_level"] if risky else [])]})
+    sessions = analysis.sessions.reset_index(drop=True)
+    chosen, _ = select_pages(probe, sessions, "flagged" if pages == "auto" else pages)
+    wanted = pd.MultiIndex.from_frame(sessions.loc[list(chosen), SESSION_KEY])
+    # pass 2: every column of those sessions' turns and of the disclosures
+    parts = [df[m | pd.MultiIndex.from_frame(df[SESSION_KEY]).isin(wanted)] for df, m in batches()]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pf.schema_arrow.empty_table().to_pandas()
+    return pd.concat(parts, ignore_index=True)

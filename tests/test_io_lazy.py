@@ -116,7 +116,7 @@ def test_a_bad_line_in_the_middle_is_located_and_the_rest_kept(tmp_path):
     assert len(lazy) == 40
     assert [(r.source, r.location) for r in rejected] == [(str(src), "line 18")]
     assert "invalid JSON" in rejected[0].problem
-    with pytest.raises(InputError, match="in.jsonl:line 18: invalid JSON"):
+    with pytest.raises(InputError, match=r"in\.jsonl:line 18: invalid JSON"):
         _lazy_corpus(LazyInput(src, on_error="fail", chunk_turns=10))
     # a bad record of a known course (an unknown role) is rejected in its course's chunk, with its line
     records = _turn_lines()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from alliance.corpus import SESSION_KEY, Corpus
+from alliance.corpus import Corpus
 from alliance.pipeline import run_analysis
 from alliance.report import site as site_mod
 from alliance.report.html import report_turns

@@ -57,10 +57,9 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
          rationales: bool = False, backend: str = "torch", safety_options: dict | None = None):
     from alliance.encoders import load_encoder
     from alliance.io import InputError, read
+    from alliance.io.lazy import LazyInput, lazy_files
     from alliance.pipeline import file_digest, run_analysis
     from alliance.runfolder import ReportFailed, RunFolderError, disk_full_message, locked, make_folder, owner_only
-
-    from alliance.io.lazy import LazyInput, lazy_files
 
     check_choices(fmt, lenses)
     # JSONL and Parquet are read a chunk of whole courses at a time (alliance.io.lazy): the run never holds the

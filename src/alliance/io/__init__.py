@@ -26,7 +26,7 @@ from alliance.io.base import (
 from alliance.io.values import TIMESTAMP_UNITS
 from alliance.registry import readers
 
-__all__ = ["InputError", "Loaded", "assemble", "parquet_dataset", "OptionError", "Reader", "Rejection", "RejectionLog", "detect_format", "read", "readers"]
+__all__ = ["InputError", "Loaded", "OptionError", "Reader", "Rejection", "RejectionLog", "assemble", "detect_format", "parquet_dataset", "read", "readers"]
 
 
 @dataclass

@@ -5,8 +5,9 @@ Each corpus is built from real turns (AnnoMI utterances under ../shared/data, or
 line) or a Parquet file, then analysed by the command line in a fresh process, as a user runs it, with the cheap
 lenses (markers, trajectory) and the report. The child's peak resident memory (``wait4``'s ``ru_maxrss``) and CPU
 time (user + system) are the figures; throughput is turns per CPU second (the machine is shared, so wall time says
-little). Targets (issue #15): peak memory flat within 10% from 10k to 1M turns, under 1.5 GB at 1M; CPU time
-linear in size (CPU seconds per turn at the largest size within 10% of the smallest's... reported, not asserted).
+little). Targets (issue #15): peak memory flat within 10% from 10k to 1M turns, under 1.5 GB at 1M, and CPU time
+linear in size (CPU microseconds per turn, printed per size, flat). Peak RSS is the largest single process of the
+run (the report's page workers are separate processes, each smaller than the run's main process).
 
     python benchmarks/scale.py [--sizes 10000 100000 1000000] [--input jsonl parquet] [--engines local]
                                [--code SRC] [--keep DIR]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -192,6 +192,19 @@ def chunk_rows(corpus: Corpus, chunks: list[list[tuple[str, str]]]) -> Iterator[
     yield from zip(*splits, strict=True)
 
 
+class ChunkSource(Protocol):
+    """Input read a chunk of whole courses at a time (:class:`alliance.io.lazy.LazyInput`): how many chunks and
+    turns (before rejections), a fingerprint of everything the chunks hold (input bytes, reader options, selection,
+    chunking), and one reader per chunk, in order, returning the chunk's corpus and its rejected records."""
+
+    n_chunks: int
+    n_turns: int
+
+    def fingerprint(self) -> str: ...
+
+    def chunks(self) -> Iterator[Callable[[], tuple[Corpus, list[Any]]]]: ...
+
+
 class CorpusChunks:
     """A corpus in memory as a chunk source: chunks of whole courses (:func:`plan_chunks`) in corpus order.
 
@@ -217,7 +230,7 @@ class CorpusChunks:
                                             validate=False), [])
 
 
-def _source_fingerprint(source: Any, lenses: list[Lens], encoder: Encoder | None, seed: int) -> str:
+def _source_fingerprint(source: ChunkSource | CorpusChunks, lenses: list[Lens], encoder: Encoder | None, seed: int) -> str:
     if isinstance(source, CorpusChunks):
         return source.fingerprint(lenses, encoder, seed)
     h = hashlib.sha256(source.fingerprint().encode())  # the input, the reader options and the chunking
@@ -227,7 +240,7 @@ def _source_fingerprint(source: Any, lenses: list[Lens], encoder: Encoder | None
 
 
 def run_analysis(
-    corpus: Corpus | Any,
+    corpus: Corpus | ChunkSource,
     out_dir: str | Path,
     lenses: Sequence[str | Lens] | None = None,
     lens_options: dict[str, dict[str, Any]] | None = None,
@@ -277,7 +290,7 @@ def run_analysis(
     return analysis
 
 
-def _run_locked(source: Any, out: Path, built: list[Lens], encoder: Encoder | None, seed: int,
+def _run_locked(source: ChunkSource | CorpusChunks, out: Path, built: list[Lens], encoder: Encoder | None, seed: int,
                 inputs: dict[str, Any], rejected: int, resume: bool,
                 progress: Callable[[int, int], None] | None, selection: dict[str, Any] | None) -> Analysis:
     import pyarrow.parquet as pq

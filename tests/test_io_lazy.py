@@ -189,3 +189,26 @@ def test_a_run_over_a_lazy_input_equals_the_eager_run_and_resumes(tmp_path):
     res = run_analysis(LazyInput(src, on_error="skip", chunk_turns=10), out, lenses=[WordsLens()], encoder=enc,
                        write_report=False)
     assert res.run["counts"]["chunks_resumed"] == 0
+
+
+def test_cli_reads_a_parquet_dataset_folder_lazily_and_lists_its_bad_rows(tmp_path):
+    from typer.testing import CliRunner
+
+    from alliance.cli import app
+
+    df = pd.DataFrame(_turn_lines(n_courses=4))
+    df.loc[13, "speaker"] = "narrator"  # row 14 of the first file
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    df.iloc[:16].to_parquet(folder / "part-0.parquet", index=False)
+    df.iloc[16:].to_parquet(folder / "part-1.parquet", index=False)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["analyze", str(folder), "--out", str(out), "--lens", "markers", "--on-error",
+                                   "skip"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "read lazily" in res.output
+    rejected = [json.loads(x) for x in (out / "rejected.jsonl").read_text().splitlines()]
+    assert [(r["source"], r["location"]) for r in rejected] == [(str(folder / "part-0.parquet"), "row 14")]
+    run = json.loads((out / "run.json").read_text())
+    assert run["counts"]["turns"] == 31 and run["counts"]["rejected_records"] == 1
+    assert run["counts"]["sessions"] == 8 and run["counts"]["courses"] == 4

@@ -7,6 +7,7 @@ import pandas as pd
 
 from alliance.corpus import Corpus
 from alliance.pipeline import run_analysis
+from alliance.report import html as html_mod
 from alliance.report import site as site_mod
 from alliance.report.html import report_turns
 
@@ -29,14 +30,20 @@ def test_report_turns_are_the_shown_sessions_and_the_disclosures(tmp_path, monke
     full.to_parquet(path, index=False)
     full = pd.read_parquet(path)
     # small corpus: every session has a page, so every turn is read
-    assert len(report_turns(res)) == len(full)
+    turns, pages_from = report_turns(res)
+    assert len(turns) == len(full) and pages_from is None
     res.turns = None  # as a run returns it: the turns on disk only
     monkeypatch.setattr(site_mod, "AUTO_ALL_MAX", 3)  # "large": only the flagged and worst-declining get pages
-    sub = report_turns(res)
+    monkeypatch.setattr(html_mod, "REPORT_BATCH", 5)  # sessions of 8 turns cross batch edges
+    overview, session_turns = report_turns(res)
     assert res._turns is None  # the run's whole table was never loaded
-    in_s6 = (full["session_id"] == "s6").to_numpy()
-    in_s6[9] = True  # the low disclosure's own row, for the overview's triage list, not its whole session
-    pd.testing.assert_frame_equal(sub.reset_index(drop=True), full[in_s6].reset_index(drop=True))
+    # the overview reads the disclosures only (no session has a raised safety flag here)
+    pd.testing.assert_frame_equal(overview, full.iloc[[9, 49]].reset_index(drop=True))
+    # pages read their sessions' turns one session at a time, across batch edges
+    got = list(session_turns({("c3", "s6"), ("c0", "s1")}))
+    assert [k for k, _ in got] == [("c0", "s1"), ("c3", "s6")]
+    for (_, sid), t in got:
+        pd.testing.assert_frame_equal(t, full[full["session_id"] == sid].reset_index(drop=True))
     # and the report written from it is the report written from the whole table
     site_mod.write_site(full, res.sessions, res.run, tmp_path / "a", res.courses, workers=1)
     from alliance.report.html import write_html_report

@@ -173,7 +173,7 @@ def write_html_report(analysis: Any, path: str | Path, *, pages: str = "auto", w
 
 
 #: Rows of turns.parquet read at a time by a large run's report.
-REPORT_BATCH = 65536
+REPORT_BATCH = 8192
 
 
 def report_turns(analysis: Any, pages: str = "auto") -> tuple[pd.DataFrame, Any]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -63,6 +63,8 @@ class Analysis:
         self.sessions = sessions
         self.run: dict[str, Any] = run if run is not None else {}
         self.courses = courses
+        #: records a lazily read input rejected while the run read it (``on_error="skip"``; see alliance.io.lazy)
+        self.rejected: list[Any] = []
 
     @property
     def turns(self) -> pd.DataFrame:
@@ -205,8 +207,55 @@ def chunk_rows(corpus: Corpus, chunks: list[list[tuple[str, str]]]) -> Iterator[
     yield from zip(*splits, strict=True)
 
 
+class ChunkSource(Protocol):
+    """Input read a chunk of whole courses at a time (:class:`alliance.io.lazy.LazyInput`): how many chunks and
+    turns (before rejections), a fingerprint of everything the chunks hold (input bytes, reader options, selection,
+    chunking), and one reader per chunk, in order, returning the chunk's corpus and its rejected records."""
+
+    n_chunks: int
+    n_turns: int
+
+    def fingerprint(self) -> str: ...
+
+    def chunks(self) -> Iterator[Callable[[], tuple[Corpus, list[Any]]]]: ...
+
+
+class CorpusChunks:
+    """A corpus in memory as a chunk source: chunks of whole courses (:func:`plan_chunks`) in corpus order.
+
+    A chunk source gives ``n_chunks``, ``n_turns``, ``fingerprint(lenses, encoder, seed)`` and ``chunks()``, one
+    reader per chunk returning ``(corpus, rejections)``; :class:`alliance.io.lazy.LazyInput` is the other one, which
+    reads each chunk from the input files when asked."""
+
+    exact = True  # n_turns is the number of turns the chunks hold (a lazy input's count precedes rejections)
+
+    def __init__(self, corpus: Corpus, chunk_turns: int = CHUNK_TURNS):
+        self.corpus = corpus
+        self.plan = plan_chunks(corpus, chunk_turns)
+        self.n_chunks = len(self.plan)
+        self.n_turns = len(corpus.turns)
+
+    def fingerprint(self, lenses: list[Lens], encoder: Encoder | None, seed: int) -> str:
+        return _fingerprint(self.corpus, lenses, encoder, seed, self.plan)
+
+    def chunks(self) -> Iterator[Callable[[], tuple[Corpus, list[Any]]]]:
+        c = self.corpus
+        for rows in chunk_rows(c, self.plan):
+            yield lambda rows=rows: (Corpus(c.turns.iloc[rows[0]].copy(), c.sessions.iloc[rows[1]].copy(),
+                                            validate=False), [])
+
+
+def _source_fingerprint(source: ChunkSource | CorpusChunks, lenses: list[Lens], encoder: Encoder | None, seed: int) -> str:
+    if isinstance(source, CorpusChunks):
+        return source.fingerprint(lenses, encoder, seed)
+    h = hashlib.sha256(source.fingerprint().encode())  # the input, the reader options and the chunking
+    h.update(json.dumps([lens.describe() for lens in lenses], sort_keys=True, default=str).encode())
+    h.update(f"{encoder.model_id if encoder else None}|{seed}|{__version__}".encode())
+    return h.hexdigest()
+
+
 def run_analysis(
-    corpus: Corpus,
+    corpus: Corpus | ChunkSource,
     out_dir: str | Path,
     lenses: Sequence[str | Lens] | None = None,
     lens_options: dict[str, dict[str, Any]] | None = None,
@@ -223,6 +272,9 @@ def run_analysis(
 ) -> Analysis:
     """Score ``corpus`` into ``out_dir``: turns.parquet, sessions.parquet (courses.parquet), run.json, then the
     report (report.html + report_files/).
+
+    ``corpus`` is a :class:`Corpus` or a chunk source read one chunk at a time (:class:`alliance.io.lazy.LazyInput`:
+    the run then never holds the whole input; its rejected records come back in ``Analysis.rejected``).
 
     The folder is locked for the run (:func:`alliance.runfolder.locked`) and its outputs are created owner-only.
     Finished chunks are kept under ``out_dir/.partial`` until the run completes; a rerun with the same corpus
@@ -247,8 +299,9 @@ def run_analysis(
 
             encoder = load_encoder()
         try:
-            analysis = _run_locked(corpus, out, built, encoder, seed, inputs or {}, rejected, resume, chunk_turns,
-                                   progress, selection, engine)
+            source = CorpusChunks(corpus, chunk_turns) if isinstance(corpus, Corpus) else corpus
+            analysis = _run_locked(source, out, built, encoder, seed, inputs or {}, rejected, resume, progress,
+                                   selection, engine)
         except OSError as e:
             msg = disk_full_message(e, out, "writing the results")
             if msg is None:
@@ -259,12 +312,14 @@ def run_analysis(
     return analysis
 
 
-def _run_locked(corpus: Corpus, out: Path, built: list[Lens], encoder: Encoder | None, seed: int,
-                inputs: dict[str, Any], rejected: int, resume: bool, chunk_turns: int,
+def _run_locked(source: ChunkSource | CorpusChunks, out: Path, built: list[Lens], encoder: Encoder | None, seed: int,
+                inputs: dict[str, Any], rejected: int, resume: bool,
                 progress: Callable[[int, int], None] | None, selection: dict[str, Any] | None,
                 engine: Engine) -> Analysis:
-    chunks = plan_chunks(corpus, chunk_turns)
-    fingerprint = _fingerprint(corpus, built, encoder, seed, chunks)
+    import pyarrow.parquet as pq
+
+    n_chunks = source.n_chunks
+    fingerprint = _source_fingerprint(source, built, encoder, seed)
     partial = out / PARTIAL_DIR
     plan_file = partial / "plan.json"
     if partial.exists() and (not resume or not plan_file.exists()
@@ -272,11 +327,12 @@ def _run_locked(corpus: Corpus, out: Path, built: list[Lens], encoder: Encoder |
         shutil.rmtree(partial)
     make_folder(partial)
     if not plan_file.exists():
-        write_text_atomic(plan_file, json.dumps({"fingerprint": fingerprint, "n_chunks": len(chunks)}))
+        write_text_atomic(plan_file, json.dumps({"fingerprint": fingerprint, "n_chunks": n_chunks}))
 
     started = time.time()
-    total = len(corpus.turns)
+    total = source.n_turns
     count = {"turns": 0, "resumed": 0}
+    rejections: list[Any] = []
 
     def advance(n: int) -> None:
         count["turns"] += n
@@ -284,14 +340,24 @@ def _run_locked(corpus: Corpus, out: Path, built: list[Lens], encoder: Encoder |
             progress(count["turns"], total)
 
     def pending() -> Iterator[ChunkJob]:
-        # lazily, so an engine holds only the chunks it is running
-        for i, rows in enumerate(chunk_rows(corpus, chunks)):
-            if _chunk_path(partial, "turns", i).exists() and _chunk_path(partial, "sessions", i).exists():
+        # lazily, so neither the input reader nor the engine holds more than the chunks in flight
+        for i, read_chunk in enumerate(source.chunks()):
+            tpath, spath = _chunk_path(partial, "turns", i), _chunk_path(partial, "sessions", i)
+            rpath, empty = partial / f"rejected-{i:05d}.jsonl", partial / f"empty-{i:05d}"
+            if (tpath.exists() and spath.exists()) or empty.exists():
                 count["resumed"] += 1
-                advance(len(rows[0]))
+                if rpath.exists():
+                    rejections.extend(_read_rejections(rpath))
+                advance(0 if empty.exists() else pq.read_metadata(tpath).num_rows)
                 continue
-            yield ChunkJob(i, Corpus(corpus.turns.iloc[rows[0]].copy(), corpus.sessions.iloc[rows[1]].copy(),
-                                     validate=False))
+            sub, rej = read_chunk()
+            if rej:  # before the chunk's tables: a finished chunk always has its rejections beside it
+                _write_rejections(rej, rpath)
+                rejections.extend(rej)
+            if len(sub.turns):
+                yield ChunkJob(i, sub)
+            else:  # every record of the chunk was rejected
+                write_text_atomic(empty, "")
 
     def done(job: ChunkJob, turns: pd.DataFrame, sessions: pd.DataFrame) -> None:
         _atomic_parquet(meta_to_json(sessions), _chunk_path(partial, "sessions", job.index))
@@ -300,21 +366,25 @@ def _run_locked(corpus: Corpus, out: Path, built: list[Lens], encoder: Encoder |
 
     engine.run(pending(), ChunkWork(built, encoder, seed), done)
     resumed = count["resumed"]
+    # chunks with turns, in plan order (an engine may finish them in any order)
+    scored = [i for i in range(n_chunks) if _chunk_path(partial, "turns", i).exists()]
 
+    if not scored:
+        raise RunFolderError(f"{out}: no turns left to analyse (every record was rejected)")
     staging = partial / "commit"
     if staging.exists():
         shutil.rmtree(staging)
     make_folder(staging)
-    n_rows = stream_tables([_chunk_path(partial, "turns", i) for i in range(len(chunks))],
-                           staging / "turns.parquet")
-    if n_rows != total:
+    n_rows = stream_tables([_chunk_path(partial, "turns", i) for i in scored], staging / "turns.parquet")
+    if getattr(source, "exact", False) and n_rows != total:
         raise RuntimeError(f"internal error: the chunks hold {n_rows} turns, the corpus {total}; rerun with "
                            "--no-resume")
     # sessions are one row each (a small fraction of the turns): held in memory for the course stage
-    sessions = pd.concat([pd.read_parquet(_chunk_path(partial, "sessions", i)) for i in range(len(chunks))],
+    sessions = pd.concat([pd.read_parquet(_chunk_path(partial, "sessions", i)) for i in scored],
                          ignore_index=True)
     courses = course_stage(sessions, built)
-    run = _run_record(built, encoder, seed, inputs, corpus, rejected, len(chunks), resumed,
+    counts = {"courses": int(sessions["course_id"].nunique()), "sessions": len(sessions), "turns": n_rows}
+    run = _run_record(built, encoder, seed, inputs, counts, rejected + len(rejections), n_chunks, resumed,
                       time.time() - started, fingerprint)
     calibration = calibration_record(built, encoder)
     if calibration is not None:
@@ -333,7 +403,19 @@ def _run_locked(corpus: Corpus, out: Path, built: list[Lens], encoder: Encoder |
     run["seconds"] = round(time.time() - started, 3)
     record = commit(out, staged, run)
     shutil.rmtree(partial)
-    return Analysis(None, sessions, record, courses, turns_path=out / "turns.parquet")
+    analysis = Analysis(None, sessions, record, courses, turns_path=out / "turns.parquet")
+    analysis.rejected = rejections
+    return analysis
+
+
+def _write_rejections(rejections: list[Any], path: Path) -> None:
+    write_text_atomic(path, "".join(r.to_json() + "\n" for r in rejections))
+
+
+def _read_rejections(path: Path) -> list[Any]:
+    from alliance.io.base import Rejection
+
+    return [Rejection(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
 def _chunk_path(partial: Path, table: str, i: int) -> Path:
@@ -469,8 +551,9 @@ def _package_versions() -> dict[str, str]:
     return out
 
 
-def _run_record(lenses: list[Lens], encoder: Encoder | None, seed: int, inputs: dict[str, str], corpus: Corpus,
-                rejected: int, n_chunks: int, resumed: int, seconds: float, fingerprint: str) -> dict[str, Any]:
+def _run_record(lenses: list[Lens], encoder: Encoder | None, seed: int, inputs: dict[str, str],
+                counts: dict[str, int], rejected: int, n_chunks: int, resumed: int, seconds: float,
+                fingerprint: str) -> dict[str, Any]:
     enc: dict[str, Any] | None = None
     if encoder is not None:
         enc = {"model_id": encoder.model_id, "dimension": encoder.dimension,
@@ -486,8 +569,7 @@ def _run_record(lenses: list[Lens], encoder: Encoder | None, seed: int, inputs: 
         "encoder": enc,
         "lenses": [lens.describe() for lens in lenses],
         "inputs": inputs,
-        "counts": {"courses": corpus.n_courses, "sessions": len(corpus.sessions), "turns": len(corpus.turns),
-                   "rejected_records": rejected, "chunks": n_chunks, "chunks_resumed": resumed},
+        "counts": {**counts, "rejected_records": rejected, "chunks": n_chunks, "chunks_resumed": resumed},
         "seconds": round(seconds, 3),
         "fingerprint": fingerprint,
     }

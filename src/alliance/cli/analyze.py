@@ -59,6 +59,7 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
     from alliance.encoders import load_encoder
     from alliance.engines import EngineError, make_engine
     from alliance.io import InputError, read
+    from alliance.io.lazy import LazyInput, lazy_files
     from alliance.pipeline import file_digest, run_analysis
     from alliance.runfolder import ReportFailed, RunFolderError, disk_full_message, locked, make_folder, owner_only
 
@@ -67,21 +68,36 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
         runner = make_engine(engine, scheduler=scheduler, workers=workers)
     except EngineError as e:
         fail(str(e))
+    # JSONL and Parquet are read a chunk of whole courses at a time (alliance.io.lazy): the run never holds the
+    # whole input; other formats are read whole, then cut into chunks
+    source = None
     try:
-        loaded = read(inputs, format=fmt, on_error=on_error.value, **(reader_options or {}))
+        if lazy_files(inputs, fmt) is not None:
+            source = LazyInput(inputs, fmt, on_error.value, **(reader_options or {}))
+            formats, rejected_early = source.formats, list(source.log.rejected)
+            source.log.rejected.clear()
+        else:
+            loaded = read(inputs, format=fmt, on_error=on_error.value, **(reader_options or {}))
+            formats, rejected_early = loaded.formats, loaded.rejected
     except InputError as e:
         fail(str(e))
-    for path, chosen in loaded.formats.items():
+    for path, chosen in formats.items():
         if fmt == "auto":
             console.print(f"read {path} as [bold]{chosen}[/bold] (detected; override with --format)")
         ignored = [o for o, readers_using in (("--map", ("table",)), ("--role", ("table", "convokit")))
                    if (reader_options or {}).get("columns" if o == "--map" else "roles") and chosen not in readers_using]
         if ignored:
             console.print(f"[yellow]note:[/yellow] {' and '.join(ignored)} do not apply to the {chosen} format of {path}")
-    corpus = loaded.corpus
-    if len(corpus) == 0:
-        fail("no turns left to analyse")
-    corpus, selection = select(corpus, limit, sample, seed)
+    if source is not None:
+        corpus = source
+        if len(corpus) == 0:
+            fail("no turns left to analyse")
+        selection = source.select(limit, sample, seed)
+    else:
+        corpus = loaded.corpus
+        if len(corpus) == 0:
+            fail("no turns left to analyse")
+        corpus, selection = select(corpus, limit, sample, seed)
     console.print(f"{corpus!r}" + (f" (of {selection['of_courses']} courses: "
                                    f"{'first' if 'limit' in selection else 'random sample of'} "
                                    f"{selection['courses']})" if selection else ""))
@@ -92,14 +108,7 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
             make_folder(out)
             with locked(out):
                 rejected_path = out / "rejected.jsonl"
-                if loaded.rejected:
-                    from alliance.io.base import RejectionLog
-
-                    RejectionLog("skip", loaded.rejected).write(rejected_path)
-                    console.print(f"[yellow]skipped {len(loaded.rejected)} bad record(s)[/yellow]; each is in "
-                                  f"{rejected_path} with its reason")
-                elif rejected_path.exists():
-                    rejected_path.unlink()
+                _write_rejected(rejected_early, rejected_path)
                 try:
                     encoder = load_encoder(model, cache_dir=cache_dir, use_cache=not no_cache, backend=backend)
                 except (FileNotFoundError, ValueError) as e:
@@ -110,13 +119,22 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
                     lens_options["safety"] = safety_options
                 inputs_rec = {str(p): f"sha256:{file_digest(p)}" for p in inputs}
                 with RunProgress(console, len(corpus)) as bar:
-                    # on Dask the workers encode: progress is per finished chunk, not per encoder call
-                    analysis = run_analysis(corpus, out, lenses=lenses, lens_options=lens_options,
-                                            encoder=ProgressEncoder(encoder, bar.encoded)
-                                            if runner.name == "local" else encoder, seed=seed,
-                                            inputs={**inputs_rec, "formats": loaded.formats},
-                                            rejected=len(loaded.rejected), resume=resume, progress=bar.turns,
-                                            selection=selection, engine=runner)
+                    try:
+                        # on Dask the workers encode: progress is per finished chunk, not per encoder call
+                        analysis = run_analysis(corpus, out, lenses=lenses, lens_options=lens_options,
+                                                encoder=ProgressEncoder(encoder, bar.encoded)
+                                                if runner.name == "local" else encoder, seed=seed,
+                                                inputs={**inputs_rec, "formats": formats},
+                                                rejected=len(rejected_early), resume=resume, progress=bar.turns,
+                                                selection=selection, engine=runner)
+                    except ReportFailed as e:  # the tables are complete: so is the list of rejected records
+                        if e.analysis.rejected:  # type: ignore[attr-defined]
+                            _write_rejected(rejected_early + e.analysis.rejected, rejected_path)  # type: ignore
+                        raise
+                if analysis.rejected:  # records a lazily read input rejected as the run read them
+                    _write_rejected(rejected_early + analysis.rejected, rejected_path)
+    except InputError as e:  # a lazily read input: a bad record under --on-error fail stops the run here
+        fail(str(e))
     except SafetyModelError as e:
         fail(str(e))
     except EngineError as e:
@@ -136,6 +154,17 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
         console.print(f"resumed: {analysis.run['counts']['chunks_resumed']} of {analysis.run['counts']['chunks']} "
                       "chunks were already done")
     return analysis
+
+
+def _write_rejected(rejected: list, path: Path) -> None:
+    """rejected.jsonl: every rejected record with its reason (removed when there is none, so no stale list stays)."""
+    if rejected:
+        from alliance.io.base import RejectionLog
+
+        RejectionLog("skip", list(rejected)).write(path)
+        console.print(f"[yellow]skipped {len(rejected)} bad record(s)[/yellow]; each is in {path} with its reason")
+    elif path.exists():
+        path.unlink()
 
 
 class EngineName(str, Enum):

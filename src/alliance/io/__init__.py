@@ -26,7 +26,7 @@ from alliance.io.base import (
 from alliance.io.values import TIMESTAMP_UNITS
 from alliance.registry import readers
 
-__all__ = ["InputError", "Loaded", "OptionError", "Reader", "Rejection", "RejectionLog", "detect_format", "read", "readers"]
+__all__ = ["InputError", "Loaded", "OptionError", "Reader", "Rejection", "RejectionLog", "assemble", "detect_format", "parquet_dataset", "read", "readers"]
 
 
 @dataclass
@@ -78,6 +78,12 @@ def read(
     for p in map(Path, paths):
         if not p.exists():  # a mistyped path is a usage error, not a bad record: it stops the read
             raise InputError(str(p), "", "no such file or folder")
+        dataset = parquet_dataset(p) if format in ("auto", "table") else None
+        if dataset is not None:  # a Parquet dataset folder: its files, one table each
+            for f in dataset:
+                formats[str(f)] = "table"
+                by_format.setdefault("table", []).append(f)
+            continue
         try:
             fmt = detect_format(p)[0] if format == "auto" else format
         except InputError as e:  # under skip a file we cannot place is one rejection; the others are read
@@ -100,11 +106,32 @@ def read(
                 log.reject(e.source, e.location, e.problem, e.field)
                 continue
             results.append(result)
+    return Loaded(assemble(results, log, ", ".join(formats)), list(log.rejected), formats)
+
+
+def assemble(results: list[ReadResult], log: RejectionLog, source: str) -> Corpus:
+    """One corpus from the readers' results (in input order), with the checks that span records: a session met in
+    two files, ids or metadata that cannot be stored, repeated turn keys and repeated sessions. The lazy reader
+    (:mod:`alliance.io.lazy`) calls it once per chunk of whole courses; every check is within a course."""
     turns, sessions = _one_source_per_session(results, log)
     turns, sessions = _storable(turns, sessions, log)
-    turns = dedupe_turn_keys(turns, log, ", ".join(formats))
+    turns = dedupe_turn_keys(turns, log, source)
     _reject_duplicate_sessions(sessions, log)
-    return Loaded(Corpus.from_turns(turns, _unique_sessions(sessions)), list(log.rejected), formats)
+    return Corpus.from_turns(turns, _unique_sessions(sessions))
+
+
+def parquet_dataset(path: Path) -> list[Path] | None:
+    """The files of a Parquet dataset folder (every visible file under it ends in .parquet/.pq; names starting with
+    ``.`` or ``_``, such as ``_SUCCESS``, are skipped), in natural order; None for anything else."""
+    if not path.is_dir():
+        return None
+    files = [f for f in path.rglob("*") if f.is_file()
+             and not any(part.startswith((".", "_")) for part in f.relative_to(path).parts)]
+    if not files or any(f.suffix.lower() not in (".parquet", ".pq") for f in files):
+        return None
+    from alliance.io.values import natural_key
+
+    return sorted(files, key=lambda f: natural_key(str(f.relative_to(path))))
 
 
 def _one_source_per_session(results: list[ReadResult], log: RejectionLog) -> tuple[list[Turn], list[SessionInfo]]:

@@ -225,11 +225,21 @@ def check_meta(raw: Any, source: str, location: str, log: RejectionLog, field: s
     return dict(raw)
 
 
-def iter_lines(path: Path, log: RejectionLog, max_bytes: int = MAX_RECORD_BYTES) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, text)`` of non-blank lines, rejecting non-UTF-8 and over-long lines one by one."""
+def iter_lines(path: Path, log: RejectionLog, max_bytes: int = MAX_RECORD_BYTES, start: int = 0,
+               end: int | None = None, first_lineno: int = 1) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` of non-blank lines, rejecting non-UTF-8 and over-long lines one by one.
+
+    ``start``/``end`` (byte offsets at line starts) and ``first_lineno`` read one stretch of the file, numbered as
+    in the whole file (the lazy reader's second pass, :mod:`alliance.io.lazy`)."""
     source = str(path)
     with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
+        if start:
+            fh.seek(start)
+        pos = start
+        for lineno, raw in enumerate(fh, start=first_lineno):
+            if end is not None and pos >= end:
+                break
+            pos += len(raw)
             if len(raw) > max_bytes:
                 log.reject(source, f"line {lineno}", f"line is {len(raw):,} bytes, over the {max_bytes:,}-byte limit",
                            None, raw[:200])

@@ -52,9 +52,10 @@ def parse_json(text: str) -> Any:
     return doc
 
 
-def iter_json_lines(path: Path, log: RejectionLog) -> Iterator[tuple[int, Any]]:
+def iter_json_lines(path: Path, log: RejectionLog, start: int = 0, end: int | None = None,
+                    first_lineno: int = 1) -> Iterator[tuple[int, Any]]:
     source = str(path)
-    for lineno, line in iter_lines(path, log):
+    for lineno, line in iter_lines(path, log, start=start, end=end, first_lineno=first_lineno):
         try:
             obj = parse_json(line)
         except json.JSONDecodeError as e:

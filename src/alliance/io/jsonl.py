@@ -9,6 +9,7 @@ checked, never coerced: ``"false"`` is False, a ``meta`` that is not an object o
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +51,15 @@ class JsonlReader(Reader):
         return 0.0
 
     def read(self, path: Path, log: RejectionLog, timestamp_unit: str = "auto", **options: Any) -> ReadResult:
+        return self.read_records(path, iter_json_lines(path, log), log, timestamp_unit)
+
+    def read_records(self, path: Path, records: Iterable[tuple[int, Any]], log: RejectionLog,
+                     timestamp_unit: str = "auto") -> ReadResult:
+        """Turns and sessions from parsed ``(line number, object)`` records of ``path``: the whole file, or the
+        stretches of it that hold some courses (:mod:`alliance.io.lazy`)."""
         source = str(path)
         state = _State(source, log, timestamp_unit)
-        for lineno, obj in iter_json_lines(path, log):
+        for lineno, obj in records:
             loc = f"line {lineno}"
             if not isinstance(obj, dict):
                 log.reject(source, loc, f"expected a JSON object, got {type(obj).__name__}", None, obj)

@@ -8,8 +8,8 @@ columns that hold session labels. Every other column becomes turn metadata.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,17 @@ class TableReader(Reader):
     def read(self, path: Path, log: RejectionLog, columns: Mapping[str, str] | None = None,
              roles: Mapping[str, str] | None = None, session_columns: Sequence[str] = (), timezone: str = "UTC",
              timestamp_unit: str = "auto", **options: Any) -> ReadResult:
+        plan = self.prepare(path, columns, roles, session_columns)
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            rows: Iterator[tuple[str, dict[str, Any]]] = _parquet_rows(path)
+        else:
+            delimiter = SUFFIX_DELIMITERS.get(path.suffix.lower(), ",")
+            rows = ((rec.location, rec.fields) for rec in iter_csv_records(path, log, (), delimiter=delimiter))
+        return self.read_rows(path, plan, rows, log, roles, timezone, timestamp_unit)
+
+    def prepare(self, path: Path, columns: Mapping[str, str] | None = None, roles: Mapping[str, str] | None = None,
+                session_columns: Sequence[str] = ()) -> TablePlan:
+        """Check the options against the header: which column holds each field (raises for a wrong mapping)."""
         source = str(path)
         if path.is_dir():
             raise InputError(source, "", "the table reader takes a file, not a folder")
@@ -69,18 +80,23 @@ class TableReader(Reader):
             raise OptionError(source, "", f"role mapping must map onto {ROLES}, got {bad_roles}", "roles")
         suffix = path.suffix.lower()
         if suffix in PARQUET_SUFFIXES:
-            header = _parquet_columns(path)
-            rows: Iterator[tuple[str, dict[str, Any]]] = _parquet_rows(path)
+            header = parquet_header(path)
         else:
-            delimiter = SUFFIX_DELIMITERS.get(suffix, ",")
-            header = csv_header(path, delimiter)
-            rows = ((rec.location, rec.fields) for rec in iter_csv_records(path, log, (), delimiter=delimiter))
+            header = csv_header(path, SUFFIX_DELIMITERS.get(suffix, ","))
         where = _resolve_columns(header, columns, source)
         missing_labels = [c for c in session_columns if c not in header]
         if missing_labels:
             raise InputError(source, "line 1 (header)", f"session column(s) {missing_labels} not in the table "
                              f"{header}", "session_columns")
-        used = set(where.values()) | set(session_columns)
+        return TablePlan(where, set(where.values()) | set(session_columns), tuple(session_columns))
+
+    def read_rows(self, path: Path, plan: TablePlan, rows: Iterable[tuple[str, dict[str, Any]]], log: RejectionLog,
+                  roles: Mapping[str, str] | None = None, timezone: str = "UTC",
+                  timestamp_unit: str = "auto") -> ReadResult:
+        """Turns and sessions from ``(location, row)`` records of ``path``: the whole table, or the rows that hold
+        some courses (:mod:`alliance.io.lazy`)."""
+        source = str(path)
+        where, used, session_columns = plan.where, plan.used, plan.session_columns
         turns: list[Turn] = []
         sessions: dict[tuple[str, str], SessionInfo] = {}
         next_index: dict[tuple[str, str], int] = {}
@@ -99,6 +115,25 @@ class TableReader(Reader):
                 sessions[key] = SessionInfo(turn.course_id, turn.session_id, turn.session_index, source=source,
                                             meta=labels)
         return ReadResult(turns, list(sessions.values()))
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """Where a table's fields are: field -> column, the columns read as fields or labels, the label columns."""
+
+    where: dict[str, str]
+    used: set[str]
+    session_columns: tuple[str, ...]
+
+
+def table_course(row: Mapping[str, Any], where: Mapping[str, str], path: Path) -> str | None:
+    """The course a row belongs to, spelled as :meth:`TableReader.read_rows` spells it (None if unreadable)."""
+    try:
+        session = path.stem if "session_id" not in where else _table_id(row.get(where["session_id"]))
+        course = _table_id(row.get(where["course_id"])) if "course_id" in where else None
+    except ValueError:
+        return None
+    return course or session
 
 
 def _resolve_columns(header: Sequence[str], columns: dict[str, str], source: str) -> dict[str, str]:
@@ -192,6 +227,21 @@ def _table_id(value: Any) -> str | None:
 def _plain(value: Any) -> Any:
     """Arrow/NumPy scalars as plain Python values, so metadata serialises to JSON."""
     return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
+
+
+def parquet_header(path: Path) -> list[str]:
+    """A Parquet file's column names (raises :class:`InputError` for an unreadable file or repeated names)."""
+    import pyarrow.parquet as pq
+
+    try:
+        names = list(pq.read_schema(path).names)
+    except Exception as e:
+        raise InputError(str(path), "", f"unreadable Parquet file: {e}") from None
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(str(path), "", f"duplicate column name(s) {dupes}; rename them so no column is lost",
+                         dupes[0])
+    return names
 
 
 def _parquet_columns(path: Path) -> list[str]:

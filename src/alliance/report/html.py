@@ -188,9 +188,71 @@ def write_html_report(analysis: Any, path: str | Path, *, pages: str = "auto", w
     from alliance.report.site import write_site
 
     path = Path(path)
-    write_site(analysis.turns, analysis.sessions, analysis.run, path.parent, getattr(analysis, "courses", None),
-               pages=pages, workers=workers, progress=progress)
+    turns, session_turns = report_turns(analysis, pages)
+    write_site(turns, analysis.sessions, analysis.run, path.parent, getattr(analysis, "courses", None), pages=pages,
+               workers=workers, progress=progress, session_turns=session_turns)
     written = path.parent / "report.html"
     if written != path:
         written.replace(path)
     return path
+
+
+#: Rows of turns.parquet read at a time by a large run's report.
+REPORT_BATCH = 8192
+
+
+def report_turns(analysis: Any, pages: str = "auto") -> tuple[pd.DataFrame, Any]:
+    """The turns a report reads, and how its session pages get theirs.
+
+    When every session gets a page: all turns, and None (pages take theirs from the table). Else, from the run's
+    turns.parquet in batches, so the report's memory does not grow with the corpus: the overview's turns (client
+    turns with a risk disclosure, and the turns of sessions with a raised safety flag, which its triage list quotes)
+    and a function yielding ``(key, turns)`` of the sessions asked for, one at a time, in file order."""
+    from alliance.report.overview import _flag_columns
+    from alliance.report.site import AUTO_ALL_MAX
+    from alliance.report.terms import TRIAGE_LEVELS, risk_labels
+
+    path = getattr(analysis, "turns_path", None)
+    n = len(analysis.sessions)
+    if getattr(analysis, "_turns", None) is not None or path is None or pages == "all" or (
+            pages == "auto" and n <= AUTO_ALL_MAX):
+        return analysis.turns, None
+    import pyarrow.parquet as pq
+
+    risky = "safety_risk_level" in pq.read_schema(path).names
+
+    def batches(columns: list[str] | None = None):
+        for b in pq.ParquetFile(path).iter_batches(batch_size=REPORT_BATCH, columns=columns):
+            df = b.to_pandas()
+            yield df, (risk_labels(df["safety_risk_level"]).isin(TRIAGE_LEVELS).to_numpy() if risky
+                       else np.zeros(len(df), bool))
+
+    sessions = analysis.sessions
+    flags = _flag_columns(sessions)
+    flagged = sessions[flags].fillna(False).astype(bool).any(axis=1) if flags else pd.Series(False, sessions.index)
+    quoted = pd.MultiIndex.from_frame(sessions.loc[flagged.to_numpy(), SESSION_KEY])
+    parts = [df[m | pd.MultiIndex.from_frame(df[SESSION_KEY]).isin(quoted)] for df, m in batches()]
+    parts = [p for p in parts if len(p)]
+    overview = pd.concat(parts, ignore_index=True) if parts else pq.read_schema(path).empty_table().to_pandas()
+
+    def session_turns(keys: set[tuple[str, str]]):
+        """A session's turns are consecutive rows of turns.parquet (chunks are written whole, in order)."""
+        carry: pd.DataFrame | None = None
+        for df, _ in batches():
+            k = pd.MultiIndex.from_frame(df[SESSION_KEY].astype(str))
+            df = df[k.isin(list(keys))] if keys else df.iloc[:0]
+            if carry is not None:
+                df = pd.concat([carry, df], ignore_index=True)
+                carry = None
+            if not len(df):
+                continue
+            groups = list(df.groupby(SESSION_KEY, sort=False).indices.items())
+            last = groups[-1]
+            for key, pos in groups[:-1]:
+                yield (str(key[0]), str(key[1])), df.iloc[pos].reset_index(drop=True)
+            carry = df.iloc[last[1]]  # may continue in the next batch
+        if carry is not None and len(carry):
+            key = carry[SESSION_KEY].iloc[0]
+            yield (str(key.iloc[0]), str(key.iloc[1])), carry.reset_index(drop=True)
+
+    return overview, session_turns

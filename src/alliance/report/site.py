@@ -50,6 +50,7 @@ BATCH = 24
 PAGE_LEVELS = ("high", "imminent")
 
 Progress = Callable[[int, int], None]
+SessionTurns = Callable[[set[tuple[str, str]]], Iterator[tuple[tuple[str, str], pd.DataFrame]]]
 
 
 def _page(title: str, body: str, specs: dict[str, Any], depth: int) -> str:
@@ -139,9 +140,28 @@ def _write_batch(job: tuple[str, dict[str, Any], list[tuple[int, pd.Series, pd.D
 
 
 def _jobs(out: Path, run: dict[str, Any], turns: pd.DataFrame, sessions: pd.DataFrame, chosen: Sequence[int],
-          course_href: Callable[[str], str]) -> tuple[int, Iterator[tuple[str, dict[str, Any], list]]]:
+          course_href: Callable[[str], str], session_turns: SessionTurns | None = None
+          ) -> tuple[int, Iterator[tuple[str, dict[str, Any], list]]]:
     """How many pages, and batches of (row number, session row, its turns, its course page) for the chosen sessions
-    in corpus order, made as they are asked for, so only the batches in flight hold copies of turns."""
+    in corpus order, made as they are asked for, so only the batches in flight hold copies of turns.
+    ``session_turns(keys)``, when given, yields ``(key, turns)`` of those sessions read as needed (from the run's
+    turns.parquet, :func:`alliance.report.html.report_turns`) in place of ``turns``; every session it is asked for
+    must have turns (the sessions of a run always do)."""
+    if session_turns is not None:
+        row_of = {(str(sessions.at[i, "course_id"]), str(sessions.at[i, "session_id"])): int(i) for i in chosen}
+
+        def streamed() -> Iterator[tuple[str, dict[str, Any], list]]:
+            items: list = []
+            for key, t in session_turns(set(row_of)):
+                i = row_of[key]
+                items.append((i, sessions.iloc[i], t, course_href(sessions.at[i, "course_id"])))
+                if len(items) == BATCH:
+                    yield str(out), run, items
+                    items = []
+            if items:
+                yield str(out), run, items
+
+        return len(row_of), streamed()
     wanted = sessions.iloc[list(chosen)]
     keys = pd.MultiIndex.from_frame(turns[SESSION_KEY])
     sub = turns[keys.isin(pd.MultiIndex.from_frame(wanted[SESSION_KEY]))]
@@ -240,7 +260,7 @@ def _course_page(course: str, crow: pd.Series, rows: pd.DataFrame, has_page: Cal
 
 def write_site(turns: pd.DataFrame, sessions: pd.DataFrame, run: dict[str, Any], out_dir: str | Path,
                courses: pd.DataFrame | None = None, *, pages: Pages | str = "auto", workers: int | None = None,
-               progress: Progress | None = None) -> Path:
+               progress: Progress | None = None, session_turns: SessionTurns | None = None) -> Path:
     """Write report.html (the overview) and report_files/ (vega.js, session and course pages) under ``out_dir``.
 
     ``pages``: which sessions get a page (:func:`select_pages`; 'auto' = all up to :data:`AUTO_ALL_MAX` sessions,
@@ -268,7 +288,7 @@ def write_site(turns: pd.DataFrame, sessions: pd.DataFrame, run: dict[str, Any],
         return _course_file(course_no[c]) if c in course_pages else ""
 
     workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
-    total, jobs = _jobs(out, run, turns, sessions, chosen, course_href)
+    total, jobs = _jobs(out, run, turns, sessions, chosen, course_href, session_turns)
     written = _run_jobs(jobs, workers, progress, total)
     _remove_stale(site / "sessions", written)
     with_page = {int(i) for i in chosen if Path(_session_file(int(i))).name in written}

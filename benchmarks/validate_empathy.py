@@ -46,7 +46,7 @@ def data_dir(arg: str | None) -> Path:
     return d
 
 
-def epitome(d: Path, seed: int, compare: bool) -> None:
+def epitome(d: Path, seed: int, compare: bool, cross: bool = False) -> None:
     from alliance.encoders import load_encoder
     from alliance.training.empathy import (
         COMPARED_VARIANTS,
@@ -55,6 +55,7 @@ def epitome(d: Path, seed: int, compare: bool) -> None:
         cross_validate,
         load_epitome,
     )
+    from alliance.training.empathy_cross import level_scores
 
     df = load_epitome(d / "epitome")
     data = EncodedPairs.from_frame(df, load_encoder())
@@ -66,7 +67,39 @@ def epitome(d: Path, seed: int, compare: bool) -> None:
         mark = "*" if v == DEFAULT_VARIANT else " "
         cells = "  ".join(f"{m.upper()} macro-F1 {s['macro_f1']:.3f} acc {s['accuracy']:.3f}"
                           for m, s in res["scores"].items())
-        print(f"{mark} {v.name:<44} {cells}")
+        print(f"{mark} {v.name:<44} {cells}", flush=True)
+        if v == DEFAULT_VARIANT:
+            print_levels("linear heads (frozen MiniLM vectors + words)", level_scores(data.labels, res["oof"]))
+    if cross:
+        epitome_cross(df, seed)
+
+
+def print_levels(label: str, scores: dict) -> None:
+    print(f"  {label}: macro-F1 and F1 of levels 0 / 1 / 2 (none / weak / strong)")
+    for m, s in scores.items():
+        lv = " / ".join(f"{x:.3f}" for x in s["level_f1"])
+        print(f"    {m.upper()}  macro-F1 {s['macro_f1']:.3f}  levels {lv}  acc {s['accuracy']:.3f}", flush=True)
+
+
+def epitome_cross(df: pd.DataFrame, seed: int) -> None:
+    """The cross-encoder (MiniLM, LoRA on the top layer) on the same folds, early stopping inside each fold."""
+    import torch
+
+    from alliance.lenses.empathy_cross import CrossConfig, load_base
+    from alliance.training.empathy_cross import TrainSettings, cache_epitome
+    from alliance.training.empathy_cross import cross_validate as cross_cv
+
+    torch.set_num_threads(2)
+    cfg, settings = CrossConfig(), TrainSettings()
+    base = load_base()
+    data = cache_epitome(df, base, cfg)
+    print(f"cross-encoder: {cfg.to_dict()}; {settings.to_dict()}; lower layers cached once for "
+          f"{len(data.states)} (post, reply window) pairs in {data.seconds:.0f} CPU s", flush=True)
+    t0 = time.process_time()
+    res = cross_cv(base[1], data, settings, 5, seed, log=lambda s: print("   ", s, flush=True))
+    print(f"  cross-encoder CV: {time.process_time() - t0:.0f} CPU s for 5 folds (machine shared); epochs chosen "
+          f"by early stopping: {[f['best_epoch'] for f in res['folds']]}")
+    print_levels("cross-encoder (seeker + reply read together, LoRA)", res["scores"])
 
 
 def pair(d: Path) -> None:
@@ -160,12 +193,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--compare", action="store_true", help="also print the variants the recipe was chosen from")
     ap.add_argument("--speed-turns", type=int, default=200)
+    ap.add_argument("--cross", action="store_true",
+                    help="also cross-validate the cross-encoder (CPU-heavy: about half an hour on 2 cores)")
     ap.add_argument("--only", choices=["epitome", "pair", "speed"], help="run one part")
     args = ap.parse_args()
     d = data_dir(args.data)
     with tempfile.TemporaryDirectory():
         if args.only in (None, "epitome"):
-            epitome(d, args.seed, args.compare)
+            epitome(d, args.seed, args.compare, args.cross)
         if args.only in (None, "pair"):
             pair(d)
         if args.only in (None, "speed"):

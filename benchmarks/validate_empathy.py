@@ -89,7 +89,7 @@ def epitome_cross(df: pd.DataFrame, seed: int) -> None:
     from alliance.training.empathy_cross import TrainSettings, cache_epitome
     from alliance.training.empathy_cross import cross_validate as cross_cv
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     cfg, settings = CrossConfig(), TrainSettings()
     base = load_base()
     data = cache_epitome(df, base, cfg)

@@ -54,7 +54,8 @@ def select(corpus, limit: int | None, sample: int | None, seed: int):
 def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: list[str] | None, model: str | None,
          cache_dir: Path | None, no_cache: bool, context: int, seed: int, resume: bool, probes: Path | None,
          reader_options: dict | None = None, limit: int | None = None, sample: int | None = None,
-         rationales: bool = False, backend: str = "torch", safety_options: dict | None = None):
+         rationales: bool = False, backend: str = "torch", safety_options: dict | None = None,
+         empathy_model: str | None = None):
     from alliance.encoders import load_encoder
     from alliance.io import InputError, read
     from alliance.pipeline import file_digest, run_analysis
@@ -79,6 +80,7 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
     console.print(f"{corpus!r}" + (f" (of {selection['of_courses']} courses: "
                                    f"{'first' if 'limit' in selection else 'random sample of'} "
                                    f"{selection['courses']})" if selection else ""))
+    from alliance.lenses.empathy import EmpathyModelError
     from alliance.lenses.safety_model import SafetyModelError
 
     try:
@@ -100,6 +102,8 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
                     fail(str(e))
                 lens_options = {"alliance": {"context": context, "probes": probes},
                                 "empathy": {"rationales": rationales}}
+                if empathy_model is not None:
+                    lens_options["empathy"]["model"] = empathy_model
                 if safety_options:
                     lens_options["safety"] = safety_options
                 inputs_rec = {str(p): f"sha256:{file_digest(p)}" for p in inputs}
@@ -109,7 +113,7 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
                                             inputs={**inputs_rec, "formats": loaded.formats},
                                             rejected=len(loaded.rejected), resume=resume, progress=bar.turns,
                                             selection=selection)
-    except SafetyModelError as e:
+    except (SafetyModelError, EmpathyModelError) as e:
         fail(str(e))
     except ReportFailed as e:
         fail(str(e), code=1)
@@ -175,6 +179,10 @@ def analyze(
                                                            "calibrated probability.")] = None,
     safety_recall: Annotated[float | None, typer.Option(help="Safety operating point: the threshold whose dev "
                                                         "recall reaches this (see docs/safety.md).")] = None,
+    empathy_model: Annotated[str | None, typer.Option(help="Empathy model: 'cross' for the cross-encoder (reads "
+                                                      "the client's words and the reply together; slower, see "
+                                                      "docs/empathy.md), or a file from `alliance train empathy` "
+                                                      "(default: the shipped linear heads).")] = None,
 ) -> None:
     """Score transcripts: writes turns.parquet, sessions.parquet, run.json and report.html into --out."""
     reader_options: dict = {}
@@ -189,7 +197,7 @@ def analyze(
     safety = {k: v for k, v in (("model", safety_model), ("threshold", safety_threshold),
                                 ("recall", safety_recall)) if v is not None}
     analysis = _run(inputs, out, fmt, on_error, lenses, model, cache_dir, no_cache, context, seed, resume, probes,
-                    reader_options, limit, sample, rationales, backend, safety)
+                    reader_options, limit, sample, rationales, backend, safety, empathy_model)
     # a run whose every model call failed has no model ratings at all: say so and fail (run.json has the errors)
     dead = [d["name"] for d in analysis.run.get("lenses", []) if ((d.get("llm") or {}).get("usage") or {}).get("all_failed")]
     if dead:

@@ -29,7 +29,7 @@ DEFAULT_CROSS_MODEL = "empathy_cross_epitome_v1.npz"
 BASE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 #: Word pieces of a reply window and of the client's words (their end: the last sentences are what is answered).
 REPLY_TOKENS = 128
-POST_TOKENS = 96
+POST_TOKENS = 64
 #: The linear maps of a transformer layer that get a low-rank adapter.
 LORA_TARGETS: tuple[str, ...] = ("attention.self.query", "attention.self.key", "attention.self.value",
                                  "attention.output.dense", "intermediate.dense", "output.dense")

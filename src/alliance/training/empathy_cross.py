@@ -15,7 +15,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from alliance.training.empathy import DATA_TERMS, TrainingDataError, load_epitom
 class TrainSettings:
     """Optimisation settings (fixed before the cross-validation was run; recorded in the model card)."""
 
-    max_epochs: int = 3
+    max_epochs: int = 2
     batch_size: int = 16
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -289,9 +289,12 @@ def cache_epitome(df: pd.DataFrame, base: tuple[Any, Any], config: CrossConfig,
 def train_and_save_cross(data_dir: str | Path, out: str | Path, seed: int = 0, cv_folds: int = 5,
                          limit: int | None = None, settings: TrainSettings | None = None,
                          config: CrossConfig | None = None, epochs: int | None = None,
-                         log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                         log: Callable[[str], None] | None = None,
+                         base: tuple[Any, Any] | None = None) -> dict[str, Any]:
     """Cross-validate (optional), then fit on all pairs for the epochs the folds chose (their median; ``epochs``
-    overrides) and write ``<out>/empathy_cross_epitome_v1.npz`` with its ``MODEL_CARD_cross.md``."""
+    overrides) and write ``<out>/empathy_cross_epitome_v1.npz`` with its ``MODEL_CARD_cross.md``.
+
+    ``base``: (tokenizer, BertModel) to adapt instead of the shipped MiniLM (tests use a tiny random one)."""
     import torch
 
     settings, config = settings or TrainSettings(), config or CrossConfig()
@@ -302,7 +305,7 @@ def train_and_save_cross(data_dir: str | Path, out: str | Path, seed: int = 0, c
         df = df[df["sp_id"].isin(keep)].reset_index(drop=True)
     if len(df) < 4:
         raise TrainingDataError(f"{data_dir}: {len(df)} pairs; too few to train on")
-    base = load_base()
+    base = base or load_base()
     data = cache_epitome(df, base, config, log)
     cv = cross_validate(base[1], data, settings, cv_folds, seed, log) if cv_folds >= 2 else None
     if epochs is None:

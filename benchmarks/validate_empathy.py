@@ -4,7 +4,8 @@ Evidence: EPITOME dev split (Sharma et al. 2020) and PAIR (Min et al. 2022) from
 
 Usage::
 
-    PYTHONPATH=src python benchmarks/validate_empathy.py [--data DIR] [--seed 0] [--compare] [--speed-turns 200]
+    PYTHONPATH=src python benchmarks/validate_empathy.py [--data DIR] [--seed 0] [--compare] [--cross]
+        [--speed-turns 200] [--only epitome|pair|speed]
 
 1. EPITOME: macro-F1 and accuracy per mechanism, 5-fold cross-validation grouped by seeker post (sp_id), with the
    default model recipe (``alliance.training.empathy.DEFAULT_VARIANT``), scored by the lens's own inference path
@@ -20,6 +21,11 @@ Usage::
    and the share of prompts with mean(high) > medium > mean(low).
 3. Speed: counsellor turns scored per second by the whole lens (encoding, context, windows, rationales by
    occlusion), against the encoder's own throughput on the same turn texts, both without the embedding cache.
+
+``--cross`` adds the cross-encoder (``EmpathyLens(model="cross")``): in 1, its 5-fold cross-validation on the same
+folds (lower layers cached once, LoRA on the top layer trained per fold, early stopping on an inner split of the
+training fold), with each level's F1 beside the linear heads'; in 3, its counsellor turns per CPU second with and
+without rationales against the encoder's texts per CPU second on the same texts in the same run.
 """
 
 from __future__ import annotations
@@ -153,7 +159,7 @@ def miti_reflection_level(prompts: list[str], replies: list[str], per_prompt: in
     return (2 * res["behaviour_reflection_complex_p"] + res["behaviour_reflection_simple_p"]).to_numpy(float)
 
 
-def speed(d: Path, n_turns: int) -> None:
+def speed(d: Path, n_turns: int, cross: bool = False) -> None:
     from alliance.corpus import Corpus
     from alliance.encoders.sentence import SentenceTransformerEncoder
     from alliance.lenses.base import LensContext
@@ -184,7 +190,26 @@ def speed(d: Path, n_turns: int) -> None:
     enc_rate, lens_rate = len(texts) / enc_s, n_turns / lens_s
     print(f"speed ({n_turns} counsellor turns + {n_turns} client turns, no cache, {os.cpu_count()} CPU cores): "
           f"encoder {enc_rate:.1f} texts/s; lens {lens_rate:.1f} counsellor turns/s, rationales included; "
-          f"ratio lens/encoder {lens_rate / enc_rate:.2f}")
+          f"ratio lens/encoder {lens_rate / enc_rate:.2f}", flush=True)
+    if cross:
+        # the cross-encoder reads (client words, reply) pairs with MiniLM itself: its cost is on top of the run's
+        # encoding of every turn (which the other lenses need), so it is timed alone, in CPU seconds, same run
+        import torch
+
+        torch.set_num_threads(1)
+        cross_lens = EmpathyLens(model="cross")
+        cross_lens.cross.loaded()  # load MiniLM outside the timings
+        c0 = time.process_time()
+        encoder.encode(texts)
+        enc_cpu = time.process_time() - c0
+        for rationales in (False, True):
+            cross_lens.rationales = rationales
+            c0 = time.process_time()
+            cross_lens.score(corpus, LensContext(corpus, encoder))
+            cpu = time.process_time() - c0
+            print(f"  cross-encoder lens{' with rationales' if rationales else ''}: {n_turns / cpu:.1f} counsellor "
+                  f"turns per CPU s vs encoder {len(texts) / enc_cpu:.1f} texts per CPU s (same texts, same run; "
+                  f"ratio {(n_turns / cpu) / (len(texts) / enc_cpu):.2f})", flush=True)
 
 
 def main() -> None:
@@ -204,7 +229,7 @@ def main() -> None:
         if args.only in (None, "pair"):
             pair(d)
         if args.only in (None, "speed"):
-            speed(d, args.speed_turns)
+            speed(d, args.speed_turns, args.cross)
 
 
 if __name__ == "__main__":

@@ -42,9 +42,9 @@ from alliance.training.empathy import DATA_TERMS, TrainingDataError, load_epitom
 class TrainSettings:
     """Optimisation settings (fixed before the cross-validation was run; recorded in the model card)."""
 
-    max_epochs: int = 2
+    max_epochs: int = 5
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 0.01
     dropout: float = 0.1
     #: share of the training fold's seeker posts held out to pick the epoch (early stopping)

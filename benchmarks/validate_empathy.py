@@ -108,7 +108,7 @@ def epitome_cross(df: pd.DataFrame, seed: int) -> None:
     print_levels("cross-encoder (seeker + reply read together, LoRA)", res["scores"])
 
 
-def pair(d: Path) -> None:
+def pair(d: Path, cross: bool = False, cross_model: str | None = None) -> None:
     from alliance.encoders import load_encoder
     from alliance.lenses.empathy import EmpathyModel, embed_whole, score_pairs
 
@@ -125,18 +125,33 @@ def pair(d: Path) -> None:
             ("secondary: expected interpretation level", scores.expected("ip")),
             ("behaviour lens: MITI reflection level", miti_reflection_level(prompts, replies, len(cols), enc))]
     for label, s in rows:
-        s = s.reshape(len(df), len(cols))
-        high, mid, low = s[:, :2], s[:, 2], s[:, 3:]
-        diff = high[:, :, None] - low[:, None, :]
-        pair_share = ((diff > 0) + 0.5 * (diff == 0)).reshape(len(df), -1).mean(axis=1)
-        ordered = (high.mean(axis=1) > mid) & (mid > low.mean(axis=1))
-        print(f"  {label:<48} (high, low) pairs ordered: {pair_share.mean():.3f}   "
-              f"prompts high > medium > low: {ordered.mean():.3f}")
+        print_pair(label, s, len(df), len(cols))
+    if cross:
+        import torch
+
+        from alliance.lenses.empathy_cross import CrossEmpathyModel, score_cross
+
+        torch.set_num_threads(1)
+        cs = score_cross(CrossEmpathyModel.load(cross_model), [p for p in prompts for _ in cols], replies)
+        rows += [("cross-encoder: expected total", cs.total()),
+                 ("cross-encoder: expected interpretation level", cs.expected("ip"))]
+    for label, s in rows[3:]:
+        print_pair(label, s, len(df), len(cols))
     # diagnosis, not tuning: what each mechanism gives each quality tier
     for m in ("er", "ip", "ex"):
         e = scores.expected(m).reshape(len(df), len(cols))
         print(f"  mean expected {m.upper()} level: high {e[:, :2].mean():.2f}  medium {e[:, 2].mean():.2f}  "
               f"low {e[:, 3:].mean():.2f}")
+
+
+def print_pair(label: str, s: np.ndarray, n: int, k: int) -> None:
+    s = s.reshape(n, k)
+    high, mid, low = s[:, :2], s[:, 2], s[:, 3:]
+    diff = high[:, :, None] - low[:, None, :]
+    pair_share = ((diff > 0) + 0.5 * (diff == 0)).reshape(n, -1).mean(axis=1)
+    ordered = (high.mean(axis=1) > mid) & (mid > low.mean(axis=1))
+    print(f"  {label:<48} (high, low) pairs ordered: {pair_share.mean():.3f}   "
+          f"prompts high > medium > low: {ordered.mean():.3f}", flush=True)
 
 
 def miti_reflection_level(prompts: list[str], replies: list[str], per_prompt: int, enc) -> np.ndarray:
@@ -159,7 +174,7 @@ def miti_reflection_level(prompts: list[str], replies: list[str], per_prompt: in
     return (2 * res["behaviour_reflection_complex_p"] + res["behaviour_reflection_simple_p"]).to_numpy(float)
 
 
-def speed(d: Path, n_turns: int, cross: bool = False) -> None:
+def speed(d: Path, n_turns: int, cross: bool = False, cross_model: str | None = None) -> None:
     from alliance.corpus import Corpus
     from alliance.encoders.sentence import SentenceTransformerEncoder
     from alliance.lenses.base import LensContext
@@ -197,7 +212,7 @@ def speed(d: Path, n_turns: int, cross: bool = False) -> None:
         import torch
 
         torch.set_num_threads(1)
-        cross_lens = EmpathyLens(model="cross")
+        cross_lens = EmpathyLens(model=cross_model or "cross")
         cross_lens.cross.loaded()  # load MiniLM outside the timings
         c0 = time.process_time()
         encoder.encode(texts)
@@ -219,7 +234,8 @@ def main() -> None:
     ap.add_argument("--compare", action="store_true", help="also print the variants the recipe was chosen from")
     ap.add_argument("--speed-turns", type=int, default=200)
     ap.add_argument("--cross", action="store_true",
-                    help="also cross-validate the cross-encoder (CPU-heavy: about half an hour on 2 cores)")
+                    help="also cross-validate the cross-encoder (CPU-heavy: about 10 CPU minutes) and time it")
+    ap.add_argument("--cross-model", help="cross-encoder adapter file for the PAIR and speed parts (default: shipped)")
     ap.add_argument("--only", choices=["epitome", "pair", "speed"], help="run one part")
     args = ap.parse_args()
     d = data_dir(args.data)
@@ -227,9 +243,9 @@ def main() -> None:
         if args.only in (None, "epitome"):
             epitome(d, args.seed, args.compare, args.cross)
         if args.only in (None, "pair"):
-            pair(d)
+            pair(d, args.cross, args.cross_model)
         if args.only in (None, "speed"):
-            speed(d, args.speed_turns, args.cross)
+            speed(d, args.speed_turns, args.cross, args.cross_model)
 
 
 if __name__ == "__main__":

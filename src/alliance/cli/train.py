@@ -26,7 +26,7 @@ def train_empathy(
     limit: Annotated[int | None, typer.Option(help="Use only the first N seeker posts (quick checks).")] = None,
     model: Annotated[str, typer.Option(help="'linear': heads on frozen sentence vectors (the default lens model); "
                                             "'cross': the cross-encoder, MiniLM's top layer adapted with LoRA "
-                                            "(CPU-heavy: about half an hour per 5-fold run on 2 cores).")] = "linear",
+                                            "(CPU-heavy: about 11 CPU minutes with the 5-fold run).")] = "linear",
     epochs: Annotated[int | None, typer.Option(min=1, help="Cross-encoder: epochs of the final fit (default: the "
                                                            "median early stopping chose in the folds, else 3).")] = None,
 ) -> None:

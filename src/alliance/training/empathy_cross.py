@@ -42,7 +42,7 @@ from alliance.training.empathy import DATA_TERMS, TrainingDataError, load_epitom
 class TrainSettings:
     """Optimisation settings (fixed before the cross-validation was run; recorded in the model card)."""
 
-    max_epochs: int = 5
+    max_epochs: int = 3
     batch_size: int = 16
     lr: float = 2e-3
     weight_decay: float = 0.01

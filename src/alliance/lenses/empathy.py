@@ -3,7 +3,8 @@
 Evidence: linear classifiers trained on EPITOME's annotated Reddit (seeker post, reply) pairs (Sharma, Miner,
 Atkins & Althoff, EMNLP 2020) read each reply with the client's words before it: frozen sentence embeddings of
 the reply, its cosine to the client's words and a few cue-word counts, averaged with a model of the reply's words
-and word pairs. Each mechanism is scored 0 (none), 1 (weak), 2 (strong).
+and word pairs. Each mechanism is scored 0 (none), 1 (weak), 2 (strong). Opt-in, ``model="cross"``: the
+cross-encoder of :mod:`alliance.lenses.empathy_cross` (client's words and reply read together) instead.
 
 Long replies are scored whole: a reply longer than the encoder's window is cut into sentence windows that fit,
 each window is scored with the same context, and the reply shows a mechanism at level k or more with the largest

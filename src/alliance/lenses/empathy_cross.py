@@ -1,6 +1,6 @@
 """Per-reply empathy read by a cross-encoder: the client's words and the reply go through MiniLM together.
 
-Evidence: EPITOME's (seeker post, reply) pairs (Sharma et al., EMNLP 2020), as the authors did with RoBERTa: the
+Evidence: EPITOME's (seeker post, reply) pairs (Sharma et al., EMNLP 2020), read together as its authors' model did: the
 shipped all-MiniLM-L6-v2 with its lower layers frozen and low-rank (LoRA) adapters on its top layers, plus one
 three-level head per mechanism, fine-tuned on CPU by ``alliance train empathy --model cross``.
 

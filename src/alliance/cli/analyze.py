@@ -55,7 +55,8 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
          cache_dir: Path | None, no_cache: bool, context: int, seed: int, resume: bool, probes: Path | None,
          reader_options: dict | None = None, limit: int | None = None, sample: int | None = None,
          rationales: bool = False, backend: str = "torch", safety_options: dict | None = None,
-         engine: str = "local", scheduler: str | None = None, workers: int | None = None):
+         engine: str = "local", scheduler: str | None = None, workers: int | None = None,
+         empathy_model: str | None = None):
     from alliance.encoders import load_encoder
     from alliance.engines import EngineError, make_engine
     from alliance.io import InputError, read
@@ -101,6 +102,7 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
     console.print(f"{corpus!r}" + (f" (of {selection['of_courses']} courses: "
                                    f"{'first' if 'limit' in selection else 'random sample of'} "
                                    f"{selection['courses']})" if selection else ""))
+    from alliance.lenses.empathy import EmpathyModelError
     from alliance.lenses.safety_model import SafetyModelError
 
     try:
@@ -115,6 +117,8 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
                     fail(str(e))
                 lens_options = {"alliance": {"context": context, "probes": probes},
                                 "empathy": {"rationales": rationales}}
+                if empathy_model is not None:
+                    lens_options["empathy"]["model"] = empathy_model
                 if safety_options:
                     lens_options["safety"] = safety_options
                 inputs_rec = {str(p): f"sha256:{file_digest(p)}" for p in inputs}
@@ -135,7 +139,7 @@ def _run(inputs: list[Path], out: Path, fmt: str, on_error: OnError, lenses: lis
                     _write_rejected(rejected_early + analysis.rejected, rejected_path)
     except InputError as e:  # a lazily read input: a bad record under --on-error fail stops the run here
         fail(str(e))
-    except SafetyModelError as e:
+    except (SafetyModelError, EmpathyModelError) as e:
         fail(str(e))
     except EngineError as e:
         fail(str(e), code=1)
@@ -228,6 +232,10 @@ def analyze(
     workers: Annotated[int | None, typer.Option(min=1, help="With --engine dask and no --scheduler: worker "
                                                             "processes of the local cluster (default: one per "
                                                             "core).")] = None,
+    empathy_model: Annotated[str | None, typer.Option(help="Empathy model: 'cross' for the cross-encoder (reads "
+                                                      "the client's words and the reply together; slower, see "
+                                                      "docs/empathy.md), or a file from `alliance train empathy` "
+                                                      "(default: the shipped linear heads).")] = None,
 ) -> None:
     """Score transcripts: writes turns.parquet, sessions.parquet, run.json and report.html into --out."""
     reader_options: dict = {}
@@ -244,7 +252,8 @@ def analyze(
     if scheduler is not None and workers is not None:
         fail("--scheduler and --workers exclude each other: a scheduler's cluster has its own workers")
     analysis = _run(inputs, out, fmt, on_error, lenses, model, cache_dir, no_cache, context, seed, resume, probes,
-                    reader_options, limit, sample, rationales, backend, safety, engine.value, scheduler, workers)
+                    reader_options, limit, sample, rationales, backend, safety, engine.value, scheduler, workers,
+                    empathy_model)
     # a run whose every model call failed has no model ratings at all: say so and fail (run.json has the errors)
     dead = [d["name"] for d in analysis.run.get("lenses", []) if ((d.get("llm") or {}).get("usage") or {}).get("all_failed")]
     if dead:

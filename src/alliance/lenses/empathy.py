@@ -3,7 +3,8 @@
 Evidence: linear classifiers trained on EPITOME's annotated Reddit (seeker post, reply) pairs (Sharma, Miner,
 Atkins & Althoff, EMNLP 2020) read each reply with the client's words before it: frozen sentence embeddings of
 the reply, its cosine to the client's words and a few cue-word counts, averaged with a model of the reply's words
-and word pairs. Each mechanism is scored 0 (none), 1 (weak), 2 (strong).
+and word pairs. Each mechanism is scored 0 (none), 1 (weak), 2 (strong). Opt-in, ``model="cross"``: the
+cross-encoder of :mod:`alliance.lenses.empathy_cross` (client's words and reply read together) instead.
 
 Long replies are scored whole: a reply longer than the encoder's window is cut into sentence windows that fit,
 each window is scored with the same context, and the reply shows a mechanism at level k or more with the largest
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from itertools import pairwise
@@ -399,6 +400,14 @@ def occlusion_rationales(model: EmpathyModel, seeker_vecs: np.ndarray, responses
                          scores: PairScores, encoder: Encoder) -> dict[str, list[str]]:
     """Per mechanism and reply: the clauses whose removal most lowers the predicted level's probability
     ("" when the level is 0 or no clause matters), joined by " | ". All occluded variants go in one batch."""
+    return occlude(lambda owner, variants: score_pairs(model, seeker_vecs[owner], variants, encoder), responses,
+                   scores)
+
+
+def occlude(scorer: Callable[[np.ndarray, list[str]], PairScores], responses: Sequence[str],
+            scores: PairScores) -> dict[str, list[str]]:
+    """Occlusion rationales with any scorer: ``scorer(indices of the replies, reply variants)`` scores each
+    variant in its reply's context (the linear heads' vectors, or the cross-encoder's client words)."""
     out = {m: [""] * len(responses) for m in MECHANISMS}
     levels = {m: scores.level(m) for m in MECHANISMS}
     items: list[tuple[int, list[str]]] = []
@@ -419,7 +428,7 @@ def occlusion_rationales(model: EmpathyModel, seeker_vecs: np.ndarray, responses
             owner.append(i)
     if not variants:
         return out
-    occluded = score_pairs(model, seeker_vecs[np.asarray(owner)], variants, encoder)
+    occluded = scorer(np.asarray(owner), variants)
     pos = 0
     for i, cl in items:
         span = slice(pos, pos + len(cl))
@@ -432,6 +441,21 @@ def occlusion_rationales(model: EmpathyModel, seeker_vecs: np.ndarray, responses
             best = [j for j in np.argsort(-drop, kind="stable")[:RATIONALE_MAX_SPANS] if drop[j] >= RATIONALE_MIN_DROP]
             out[m][i] = " | ".join(cl[j] for j in sorted(best))
     return out
+
+
+def _is_cross_file(path: str | Path) -> bool:
+    """Whether ``path`` is an ``.npz`` whose record says it is a cross-encoder adapter (any doubt: no, and the
+    linear loader then names what is wrong with the file)."""
+    from alliance.lenses.empathy_cross import CROSS_FORMAT
+
+    p = Path(path)
+    if not p.is_file():
+        return False
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            return "meta" in data.files and json.loads(str(data["meta"])).get("format") == CROSS_FORMAT
+    except (OSError, ValueError, json.JSONDecodeError):
+        return False
 
 
 def client_runs(corpus: Corpus) -> np.ndarray:
@@ -495,10 +519,22 @@ class EmpathyLens(Lens):
     needs_encoder: ClassVar[bool] = True
 
     def __init__(self, model: str | Path | None = None, rationales: bool = False):
-        self.model = EmpathyModel.load(model)
+        """``model``: None for the shipped linear heads, ``"cross"`` for the shipped cross-encoder adapter
+        (:mod:`alliance.lenses.empathy_cross`), or the path of a file written by ``alliance train empathy``
+        (either kind; the file says which)."""
+        self.cross: Any = None
+        if model is not None and (str(model) == "cross" or _is_cross_file(model)):
+            from alliance.lenses.empathy_cross import CrossEmpathyModel
+
+            self.cross = CrossEmpathyModel.load(None if str(model) == "cross" else model)
+            self.model = self.cross  # describe() and errors name the file in use
+        else:
+            self.model = EmpathyModel.load(model)
         self.rationales = rationales
 
     def _check_encoder(self, encoder: Encoder) -> None:
+        if self.cross is not None:  # reads the shipped MiniLM itself; the run's encoder is not used
+            return
         want = self.model.meta.get("encoder_model_id")
         if want and encoder.model_id != want:
             raise EmpathyModelError(f"{self.model.source}: trained on encoder {want!r} but this run uses "
@@ -513,19 +549,31 @@ class EmpathyLens(Lens):
         rows = np.flatnonzero((t["speaker"] == "counsellor").to_numpy())
         if len(rows) == 0:
             return out
-        encoder = ctx.encoder
-        self._check_encoder(encoder)
-        emb = ctx.embeddings()
-        seeker = pooled_context(corpus, rows, emb, encoder, encoder_window(encoder))
         replies = [str(x) for x in t["text"].to_numpy()[rows]]
-        scores = score_pairs(self.model, seeker, replies, encoder, response_vecs=emb[rows])
+        if self.cross is not None:
+            from alliance.lenses.empathy_cross import cross_scorer, score_cross
+
+            context = client_context(corpus)
+            posts = [context[r] for r in rows]
+            scores = score_cross(self.cross, posts, replies)
+            scorer = cross_scorer(self.cross, posts)
+        else:
+            encoder = ctx.encoder
+            self._check_encoder(encoder)
+            emb = ctx.embeddings()
+            seeker = pooled_context(corpus, rows, emb, encoder, encoder_window(encoder))
+            scores = score_pairs(self.model, seeker, replies, encoder, response_vecs=emb[rows])
+            model = self.model
+
+            def scorer(owner: np.ndarray, variants: list[str]) -> PairScores:
+                return score_pairs(model, seeker[owner], variants, encoder)
         for m in MECHANISMS:
             out.iloc[rows, out.columns.get_loc(f"empathy_{m}")] = scores.level(m).astype(float)
             for k in LEVELS:
                 out.iloc[rows, out.columns.get_loc(f"empathy_{m}_p{k}")] = scores.proba[m][:, k]
         out.iloc[rows, out.columns.get_loc("empathy_total")] = scores.total()
         if self.rationales:
-            found = occlusion_rationales(self.model, seeker, replies, scores, encoder)
+            found = occlude(scorer, replies, scores)
             for m in MECHANISMS:
                 out.iloc[rows, out.columns.get_loc(f"empathy_{m}_rationale")] = found[m]
         return out
@@ -566,7 +614,14 @@ class EmpathyLens(Lens):
 
     def describe(self) -> dict[str, Any]:
         meta = self.model.meta
-        return {**super().describe(), "model": {"source": self.model.source, "version": meta.get("version"),
+        if self.cross is not None:
+            return {**super().describe(), "model": {"kind": "cross-encoder", "source": self.cross.source,
+                                                     "version": meta.get("version"), "trained": meta.get("trained"),
+                                                     "seed": meta.get("seed"), "base_model": meta.get("base_model"),
+                                                     "config": self.cross.config.to_dict(), "data": meta.get("data")},
+                    "rationales": self.rationales, "max_occlusions": MAX_OCCLUSIONS,
+                    "rationale_min_drop": RATIONALE_MIN_DROP, "long_reply_pooling": "max over sentence windows"}
+        return {**super().describe(), "model": {"kind": "linear heads", "source": self.model.source, "version": meta.get("version"),
                                                  "trained": meta.get("trained"), "seed": meta.get("seed"),
                                                  "data": meta.get("data"), "feature_parts": list(self.model.parts),
                                                  "encoder_model_id": meta.get("encoder_model_id"),

@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 
 from alliance.encoders.base import Encoder
-from alliance.simulate.reaction import (GENERIC_BANK, GENERIC_DIRECTIONS, generic_basis, pair_features,
-                                        stock_threshold)
+from alliance.simulate.reaction import GENERIC_BANK, GENERIC_DIRECTIONS, generic_basis, pair_features, stock_threshold
 
 MODEL_VERSION = "2.0.0"
 #: head -> (kind, what it predicts). Targets are what the real client did next or how they rated the dialogue.

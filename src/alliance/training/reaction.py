@@ -332,12 +332,22 @@ def model_card(record: dict[str, Any]) -> str:
         return "\n".join(lines)
 
     pairs = ", ".join(f"{k} {v}" for k, v in record["pairs"].items())
+    len_bank = len(GENERIC_BANK)
     return f"""# Model card: {record['model']} (alliance client reaction model {record['version']})
 
 **What it is.** Seven linear heads on frozen `{record['encoder']}` embeddings that read a client turn and the
 counsellor reply to it, as `{record['features']}`, and predict how the client's next turn moves and how the client
 rated the conversation. The simulated client (`alliance.simulate`) and `alliance.rewards` use it for appraisal in
 place of the project's own lenses, so a bot cannot score by pleasing the measures that also judge it.
+
+**Reading the reply beyond stock formulas** (new in 2.0.0, against the gaming of issue 17). The reply's embedding
+enters with the span of {len_bank} generic counselling formulas (`alliance.simulate.reaction.GENERIC_BANK`: "That
+sounds really tough.", "I'm here for you.", "Can you tell me more about that?", ...; its top singular directions)
+projected out and renormalised, so what a reply says about this client, not how empathic it sounds, carries the
+prediction. At runtime a reply is also appraised without its formula sentences (a sentence as close to the bank as
+bank entries are to one another, by embedding cosine, or with fewer than two content words), and the lower of the
+two readings counts; a reply that is all formula earns no credit. Appending any formula therefore never raises a
+reply, whatever its wording (tested with phrases outside the bank).
 
 **Heads fitted.** {", ".join(h for h, f in record["fitted"].items() if f)}; not fitted (too few labels):
 {", ".join(h for h, f in record["fitted"].items() if not f) or "none"}. Subset used: {record["limits"]} dialogues per
@@ -362,7 +372,7 @@ coefficients are then fitted on all pairs. Reproduce with `alliance train reacti
 
 The simulated client reads only **the reply's part** of each head (the client-turn block of the features left out:
 what a turn predicts about the next one whatever the reply, such as a long turn being followed by a shorter one, is
-not the reply's doing). Its figures, same folds:
+not the reply's doing). Its figures, same folds (each head scored on its own labelled pairs):
 
 | head | target | cross-validated, reply's part |
 |---|---|---|
@@ -372,7 +382,8 @@ not the reply's doing). Its figures, same folds:
 relative to one another. Not a measure of a real client's state, not for clinical decisions.
 
 **Known limits.** Text chat in English (ESConv, FailedESConv) and transcribed MI sessions (AnnoMI); KokoroChat's
-client reviews are not used in this version. The dialogue-level heads (`relief`, `rating`) learn from one label per
+client reviews are not used in this version, nor the rest of ESConv (`--all`; the shared build machine could not
+embed it within the session). The dialogue-level heads (`relief`, `rating`) learn from one label per
 dialogue spread over its replies, so they mostly recognise the kind of conversation, not single replies. Engagement
 is measured by length, which rewards replies that invite talk whatever their quality; the simulated client adds the
 persona's own reactions (risk, hidden intention, repetition) on top (docs/simulate.md).

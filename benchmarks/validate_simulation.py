@@ -117,6 +117,8 @@ def replay(data: str, seed: int) -> pd.DataFrame:
         full = ((oof - mu) / sd)[w.index].fillna(0).to_numpy() @ w.to_numpy() / w.abs().sum()
         if reply_only:
             cont = ((oof_c - mu) / sd)[w.index].fillna(0).to_numpy() @ w.to_numpy() / w.abs().sum()
+            # an all-formula reply is capped at 0 here; the runtime also caps it at its weakest sentence (lower
+            # still), which would need every sentence embedded separately
             full = np.where(changed, np.minimum(full, np.where(empty, 0.0, cont)), full)
         pairs[col] = full
     print(f"(replay: {int(changed.sum())} of {len(pairs)} real replies hold a stock-formula sentence, "

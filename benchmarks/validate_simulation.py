@@ -40,10 +40,15 @@ def _last(messages):
     return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
 
 
-def suffixed(base):
-    """The gaming bot of issue 17: a bot's own reply with "It sounds like you feel..." appended."""
+SUFFIX = "It sounds like you feel that this is really hard."
+#: a second stock phrase, in no list the model was built with: the defence must not hinge on one wording
+OTHER_SUFFIX = "I hear you. That must be hard."
+
+
+def suffixed(base, phrase=SUFFIX):
+    """The gaming bot of issue 17: a bot's own reply with a stock phrase ("It sounds like you feel...") appended."""
     def bot(messages):
-        return f"{base(messages)} It sounds like you feel that this is really hard."
+        return f"{base(messages)} {phrase}"
     return bot
 
 
@@ -88,19 +93,36 @@ def replay(data: str, seed: int) -> pd.DataFrame:
     from alliance.rewards import _GENERIC
     from alliance.simulate.appraisal import ReplyReading, markers
     from alliance.simulate.clients import ScriptedClient
-    from alliance.simulate.reaction import COMPOSITE
+    from alliance.simulate.reaction import COMPOSITE, DEFAULT_MODEL, ReactionModel
     from alliance.training.reaction import encode_pairs, load_reaction_data, out_of_fold
 
-    record = json.loads(resources.files("alliance.data.models").joinpath("reaction_v1.json").read_text())
+    record = json.loads(resources.files("alliance.data.models").joinpath(
+        DEFAULT_MODEL.replace(".npz", ".json")).read_text())
     pairs = load_reaction_data(data, limits=record["limits"]).pairs
-    X = encode_pairs(pairs, load_encoder())
-    # "reaction": the reply's part of each head, as the simulated client reads it; "reaction (whole)": the whole
-    # model, client turn included (what the model predicts about the next turn, not all of it the reply's doing)
+    encoder = load_encoder()
+    X = encode_pairs(pairs, encoder)
+    # "reaction": the reply's part of each head, as the simulated client reads it (the lower of the reply and the
+    # reply without its stock-formula sentences, as at runtime); "reaction (whole)": the whole model, client turn
+    # included (what the model predicts about the next turn, not all of it the reply's doing)
+    model = ReactionModel(encoder=encoder)
+    content = model.content(pairs["reply"].tolist())
+    changed = np.array([c != r for c, r in zip(content, pairs["reply"], strict=True)])
+    empty = np.array([not c for c in content])
+    alt = pairs.assign(reply=[c or r for c, r in zip(content, pairs["reply"], strict=True)])
+    Xc = encode_pairs(alt, encoder)
     w = pd.Series(COMPOSITE)
     for col, reply_only in (("reaction", True), ("reaction (whole)", False)):
-        oof = out_of_fold(X, pairs, seed, record["folds"], reply_only=reply_only)
-        z = (oof - oof.mean()) / oof.std()
-        pairs[col] = z[w.index].fillna(0).to_numpy() @ w.to_numpy() / w.abs().sum()
+        oof, oof_c = out_of_fold(X, pairs, seed, record["folds"], reply_only=reply_only, also=Xc)
+        mu, sd = oof.mean(), oof.std()
+        full = ((oof - mu) / sd)[w.index].fillna(0).to_numpy() @ w.to_numpy() / w.abs().sum()
+        if reply_only:
+            cont = ((oof_c - mu) / sd)[w.index].fillna(0).to_numpy() @ w.to_numpy() / w.abs().sum()
+            # an all-formula reply is capped at 0 here; the runtime also caps it at its weakest sentence (lower
+            # still), which would need every sentence embedded separately
+            full = np.where(changed, np.minimum(full, np.where(empty, 0.0, cont)), full)
+        pairs[col] = full
+    print(f"(replay: {int(changed.sum())} of {len(pairs)} real replies hold a stock-formula sentence, "
+          f"{int(empty.sum())} are only formulas)")
     # the older scripted client's appraisal of the same reply (markers only; a generic listening persona)
     client = ScriptedClient(_GENERIC)
     old = []
@@ -213,8 +235,10 @@ def gaming(args, meter) -> pd.DataFrame:
     eliza, advice = ElizaBot(), AdviceBot()
     g_eliza, g_advice = suffixed(eliza), suffixed(advice)
     g_eliza.name, g_advice.name = "eliza+suffix", "advice+suffix"
-    bots = [eliza, g_eliza, advice, g_advice, mirror]
-    rows = []
+    h_eliza, h_advice = suffixed(eliza, OTHER_SUFFIX), suffixed(advice, OTHER_SUFFIX)
+    h_eliza.name, h_advice.name = "eliza+hear", "advice+hear"
+    bots = [eliza, g_eliza, h_eliza, advice, g_advice, h_advice, mirror]
+    rows, gains = [], []
     for label, m in (("reaction model", meter), ("markers (older client)", ReplyMeter(use_lenses=False))):
         sim = _sim(bots, personas, args, m)
         change = sim.table.groupby("bot")["sim_state_change"].mean()
@@ -229,7 +253,14 @@ def gaming(args, meter) -> pd.DataFrame:
         for b in [x.name for x in bots]:
             rows.append({"appraisal": label, "bot": b, "state change per session": float(change[b]),
                          "combined reward per reply": float(np.mean(rew[b]))})
-    return pd.DataFrame(rows)
+        # the gain of each gaming bot over its base bot, paired by persona, with a persona-bootstrap interval
+        for gamed, base in (("eliza+suffix", "eliza"), ("eliza+hear", "eliza"), ("advice+suffix", "advice"),
+                            ("advice+hear", "advice"), ("mirror", "eliza")):
+            v, lo, hi = _diff_ci(sim.table, gamed, base, "sim_state_change", args.seed)
+            gains.append({"appraisal": label, "gaming bot - base": f"{gamed} - {base}", "state change": v,
+                          "low": lo, "high": hi,
+                          "reward per reply": float(np.mean(rew[gamed]) - np.mean(rew[base]))})
+    return pd.DataFrame(rows), pd.DataFrame(gains)
 
 
 def main() -> None:
@@ -268,8 +299,13 @@ def main() -> None:
         print("\n## realism: client turns, real vs simulated")
         print(realism(args.data, sim_corpus).round(3).to_string())
     if "gaming" in parts:
-        print("\n## gaming: appending 'It sounds like you feel...' or mirroring the client (10 personas)")
-        print(gaming(args, meter).round(3).to_string(index=False))
+        print("\n## gaming: appending 'It sounds like you feel...' (suffix) or 'I hear you. That must be hard.' (hear), "
+              "or mirroring the client (10 personas)")
+        table, gains = gaming(args, meter)
+        print(table.round(3).to_string(index=False))
+        print("\ngain over the base bot (state change per session: paired by persona, 95% CI by persona bootstrap; "
+              "combined reward per reply: difference of means)")
+        print(gains.round(3).to_string(index=False))
     print(f"\n({time.perf_counter() - t0:.0f}s)")
 
 

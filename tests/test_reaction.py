@@ -113,9 +113,23 @@ def test_model_prefers_what_real_clients_answered_well(trained):
     model = ReactionModel(trained[0], encoder=HashEncoder())
     pred = model.predict(["I feel awful about my job"] * 2, ["That sounds hard, what happened at work?",
                                                              "Just cheer up."])
-    assert list(pred.columns) == [*HEADS, "appraisal"]
+    assert list(pred.columns) == [*HEADS, "content_words", "appraisal"]
     assert pred["appraisal"].iloc[0] > pred["appraisal"].iloc[1]
-    assert model.describe()["version"] == "1.0.0"
+    assert model.describe()["version"] == "2.0.0"
+
+
+def test_a_formula_never_raises_a_reply(trained):
+    """The mechanics, on any encoder: a reply with a formula sentence appended is appraised as the lower of the two
+    readings; a reply that is all formula earns no credit."""
+    model = ReactionModel(trained[0], encoder=HashEncoder())
+    client = ["I feel awful about my job"] * 4
+    base = ["That sounds hard, what happened at work?", "Just cheer up."]
+    pred = model.predict(client, [*base, *(b + " I hear you." for b in base)])
+    assert (pred["appraisal"].iloc[2:].to_numpy() <= pred["appraisal"].iloc[:2].to_numpy() + 1e-9).all()
+    assert model.content(["That sounds hard, what happened at work? I hear you."]) == [
+        "That sounds hard, what happened at work?"]
+    only = model.predict(client[:1], ["I hear you. Go on."])
+    assert only["appraisal"].iloc[0] <= 0 and only["content_words"].iloc[0] == 0
 
 
 def test_missing_model_names_the_rebuild_command(tmp_path):
@@ -155,7 +169,8 @@ def _gaming_bots():
 @pytest.mark.slow
 def test_shipped_model_loads_and_describes_itself():
     model = ReactionModel()
-    assert model.model_id.endswith("all-MiniLM-L6-v2") and model.version == "1.0.0"
+    assert model.model_id.endswith("all-MiniLM-L6-v2") and model.version == "2.0.0"
+    assert model.bank is not None and model.basis.shape[0] == 10 and 0 < model.threshold < 1
     assert all(model.fitted)
 
 

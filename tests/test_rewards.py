@@ -128,6 +128,27 @@ def test_gaming_replies_earn_no_reward_with_the_shipped_model():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("phrase", [" It sounds like you feel that this is really hard.",
+                                    " I hear you. That must be hard.", " I'm sorry you're going through this.",
+                                    " Thank you for sharing. I'm always here to listen."])
+def test_a_stock_phrase_appended_from_the_first_reply_earns_nothing(phrase):
+    """No warm-up: the first time a bot appends a formula, the reaction reward and the combined reward do not rise,
+    whatever the formula's wording (none of these phrases is in the model's bank of generic formulas)."""
+    from alliance.simulate.reaction import GENERIC_BANK
+
+    assert phrase.strip() not in GENERIC_BANK
+    prompts = [LOW, RISK, MED_PUSH, LONELY, LOW, LOW]
+    bases = [REFLECT, MISS, HOLD, WIDEN, ADVICE, "Go on."]
+    base = rewards.reaction_reward(bases, prompts)
+    gamed = rewards.reaction_reward([b + phrase for b in bases], prompts)
+    assert all(g <= b + 1e-9 for g, b in zip(gamed, base, strict=True))
+    base_c = rewards.combined_reward(bases, prompts)
+    gamed_c = rewards.combined_reward([b + phrase for b in bases], prompts)
+    assert all(g <= b + 0.1 + 1e-9 for g, b in zip(gamed_c, base_c, strict=True))  # emotion step: whole points
+    assert sum(gamed_c) <= sum(base_c) + 1e-9
+
+
+@pytest.mark.slow
 def test_default_rewards_keep_the_known_orderings():
     r = rewards.combined_reward([MISS, SAFETY_CHECK], [RISK, RISK])
     assert r[1] > r[0]

@@ -132,7 +132,7 @@ def train_reaction(
         "../shared/data"),
     out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write (.npz); the .json record and the "
                                                           ".md model card are written beside it.")] = Path(
-        "reaction_v1.npz"),
+        "reaction_v2.npz"),
     seed: Annotated[int, typer.Option(help="Random seed (folds and solver), recorded in the model card.")] = 0,
     folds: Annotated[int, typer.Option(help="Cross-validation folds, grouped by dialogue.")] = 5,
     limit: Annotated[int | None, typer.Option(help="Use only the first N dialogues of each corpus (quick checks).")]

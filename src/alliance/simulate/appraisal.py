@@ -152,6 +152,10 @@ class ReplyMeter:
 
     def read(self, client_text: str, reply: str) -> ReplyReading:
         if self.reaction is not None:
-            return ReplyReading(markers(reply), len(reply.split()), {}, self.reaction.read(client_text, reply))
+            rx = self.reaction.read(client_text, reply)
+            # a reply's length is what it says beyond stock formulas: a formula appended to a curt reply does not
+            # make it an answer
+            words = int(rx.get("content_words", len(reply.split())))
+            return ReplyReading(markers(reply), words, {}, rx)
         lens = self.lens_scores(client_text, reply) if self.use_lenses else {}
         return ReplyReading(markers(reply), len(reply.split()), lens)

@@ -64,8 +64,12 @@ _STOP = frozenset(("the", "a", "an", "and", "or", "but", "so", "to", "of", "in",
                    "would", "should", "will", "feel", "feeling", "sounds", "sound", "seems"))
 
 
-def _content(text: str) -> list[str]:
+def content_words(text: str) -> list[str]:
+    """The words of ``text`` that can carry content: three letters or more, not a stop word."""
     return [w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _STOP]
+
+
+_content = content_words
 
 
 def parroted(reply: str, client_text: str) -> bool:

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from alliance.encoders.base import Encoder
-from alliance.simulate.reaction import pair_features
+from alliance.simulate.reaction import GENERIC_BANK, GENERIC_DIRECTIONS, generic_basis, pair_features, stock_threshold
 
-MODEL_VERSION = "1.0.0"
+MODEL_VERSION = "2.0.0"
 #: head -> (kind, what it predicts). Targets are what the real client did next or how they rated the dialogue.
 HEADS: dict[str, tuple[str, str]] = {
     "engagement": ("regression", "log words of the client's next turn minus log words of the turn answered"),
@@ -153,8 +153,10 @@ def load_reaction_data(data_root: str | Path, sources: tuple[str, ...] = ("escon
 
 
 def encode_pairs(pairs: pd.DataFrame, encoder: Encoder, batch: int = 2048,
-                 progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """Features for every pair, encoding in batches (the encoder's cache makes a rerun cheap)."""
+                 progress: Callable[[int, int], None] | None = None,
+                 basis: np.ndarray | None = None) -> np.ndarray:
+    """Features for every pair, encoding in batches (the encoder's cache makes a rerun cheap); ``basis``: the
+    generic span to project out of the replies (default: the one of :data:`GENERIC_BANK` under this encoder)."""
     texts = pd.unique(pd.concat([pairs["client"], pairs["reply"]], ignore_index=True)).tolist()
     vecs: dict[str, np.ndarray] = {}
     for start in range(0, len(texts), batch):
@@ -165,7 +167,12 @@ def encode_pairs(pairs: pd.DataFrame, encoder: Encoder, batch: int = 2048,
             progress(min(start + batch, len(texts)), len(texts))
     c = np.stack([vecs[t] for t in pairs["client"]])
     r = np.stack([vecs[t] for t in pairs["reply"]])
-    return pair_features(c, r)
+    return pair_features(c, r, bank_basis(encoder) if basis is None else basis)
+
+
+def bank_basis(encoder: Encoder) -> np.ndarray:
+    """The generic-formula span under ``encoder`` (stored in the model file, so the runtime reads the same one)."""
+    return generic_basis(encoder.encode(list(GENERIC_BANK)), GENERIC_DIRECTIONS)
 
 
 def _folds(groups: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -206,21 +213,27 @@ def _score(kind: str, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 def out_of_fold(X: np.ndarray, pairs: pd.DataFrame, seed: int = 0, folds: int = 5,
-                reply_only: bool = False) -> pd.DataFrame:
+                reply_only: bool = False, also: np.ndarray | None = None) -> Any:
     """Out-of-fold raw predictions of every head (NaN where the head's target is unknown), folds by dialogue;
-    ``reply_only``: the reply's part of each prediction (:func:`reply_part`, what the simulated client uses)."""
+    ``reply_only``: the reply's part of each prediction (:func:`reply_part`, what the simulated client uses), on
+    every held-apart pair, as at runtime, where each head reads every reply (an ESConv reply gets a change-talk
+    prediction too); a head's own figure is still scored on its labelled pairs only. ``also``: a second feature
+    matrix (same rows) predicted by the same fold models; both frames are returned."""
     fold = _folds(pairs["dialogue"].to_numpy(), folds, seed)
     out = pd.DataFrame(np.nan, index=pairs.index, columns=list(HEADS))
+    out_also = out.copy()
     for head, (kind, _) in HEADS.items():
         y = pairs[head].to_numpy(dtype=float)
         known = ~np.isnan(y)
         for f in range(folds):
-            tr, te = known & (fold != f), known & (fold == f)
+            tr, te = known & (fold != f), (fold == f) & (True if reply_only else known)
             if not te.any() or tr.sum() < MIN_LABELLED or len(np.unique(y[tr])) < 2:
                 continue
             m = _model(kind, seed).fit(X[tr], y[tr])
             out.loc[te, head] = reply_part(m, X[te]) if reply_only else _raw(m, kind, X[te])
-    return out
+            if also is not None:
+                out_also.loc[te, head] = reply_part(m, also[te]) if reply_only else _raw(m, kind, also[te])
+    return out if also is None else (out, out_also)
 
 
 def cross_validate(X: np.ndarray, pairs: pd.DataFrame, oof: pd.DataFrame) -> dict[str, Any]:
@@ -279,18 +292,25 @@ def train_reaction(data_root: str | Path, out: str | Path, encoder: Encoder, see
     limits = dict(SHIPPED_LIMITS if limits is None and limit is None else (limits or {}))
     data = load_reaction_data(data_root, limit=limit, limits=limits)
     pairs = data.pairs
-    X = encode_pairs(pairs, encoder, progress=progress)
+    bank = np.asarray(encoder.encode(list(GENERIC_BANK)), dtype=np.float32)
+    basis = generic_basis(bank, GENERIC_DIRECTIONS)
+    X = encode_pairs(pairs, encoder, progress=progress, basis=basis)
     cv = cross_validate(X, pairs, out_of_fold(X, pairs, seed, folds))
     cv_reply = cross_validate(X, pairs, out_of_fold(X, pairs, seed, folds, reply_only=True))
     arrays = fit_heads(X, pairs, seed)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, **arrays, model_id=np.array(encoder.model_id), version=np.array(MODEL_VERSION))
+    np.savez_compressed(out, **arrays, generic_bank=bank, generic_directions=np.array(GENERIC_DIRECTIONS),
+                        stock_threshold=np.array(stock_threshold(bank)), model_id=np.array(encoder.model_id),
+                        version=np.array(MODEL_VERSION))
     record = {"model": out.name, "fitted": {str(h): bool(f) for h, f in zip(arrays["heads"], arrays["fitted"],
                                                                          strict=True)}, "version": MODEL_VERSION, "encoder": encoder.model_id, "seed": seed, "folds": folds,
               "fold_unit": "dialogue", "limit": limit,
               "limits": {k: limits.get(k, limit) for k in ("esconv", "failed_esconv", "annomi")}, "ridge_alpha": RIDGE_ALPHA, "logistic_c": LOGISTIC_C,
-              "features": "[client turn, reply, client * reply] (3 x encoder dimension)",
+              "features": "[client turn, reply content, client * reply content] (3 x encoder dimension); reply "
+                          f"content: the reply's embedding with the top {len(basis)} directions of "
+                          f"{len(GENERIC_BANK)} generic formulas (alliance.simulate.reaction.GENERIC_BANK) projected "
+                          "out, renormalised",
               "pairs": {str(k): int(v) for k, v in pairs.groupby("source").size().items()},
               "dialogues": int(pairs["dialogue"].nunique()), "heads": {h: d for h, (_, d) in HEADS.items()},
               "cross_validation": cv, "cross_validation_reply_part": cv_reply, "sklearn": sklearn.__version__}
@@ -312,12 +332,22 @@ def model_card(record: dict[str, Any]) -> str:
         return "\n".join(lines)
 
     pairs = ", ".join(f"{k} {v}" for k, v in record["pairs"].items())
+    len_bank = len(GENERIC_BANK)
     return f"""# Model card: {record['model']} (alliance client reaction model {record['version']})
 
 **What it is.** Seven linear heads on frozen `{record['encoder']}` embeddings that read a client turn and the
 counsellor reply to it, as `{record['features']}`, and predict how the client's next turn moves and how the client
 rated the conversation. The simulated client (`alliance.simulate`) and `alliance.rewards` use it for appraisal in
 place of the project's own lenses, so a bot cannot score by pleasing the measures that also judge it.
+
+**Reading the reply beyond stock formulas** (new in 2.0.0, against the gaming of issue 17). The reply's embedding
+enters with the span of {len_bank} generic counselling formulas (`alliance.simulate.reaction.GENERIC_BANK`: "That
+sounds really tough.", "I'm here for you.", "Can you tell me more about that?", ...; its top singular directions)
+projected out and renormalised, so what a reply says about this client, not how empathic it sounds, carries the
+prediction. At runtime a reply is also appraised without its formula sentences (a sentence as close to the bank as
+bank entries are to one another, by embedding cosine, or with fewer than two content words), and the lower of the
+two readings counts; a reply that is all formula earns no credit. Appending any formula therefore never raises a
+reply, whatever its wording (tested with phrases outside the bank).
 
 **Heads fitted.** {", ".join(h for h, f in record["fitted"].items() if f)}; not fitted (too few labels):
 {", ".join(h for h, f in record["fitted"].items() if not f) or "none"}. Subset used: {record["limits"]} dialogues per
@@ -342,7 +372,7 @@ coefficients are then fitted on all pairs. Reproduce with `alliance train reacti
 
 The simulated client reads only **the reply's part** of each head (the client-turn block of the features left out:
 what a turn predicts about the next one whatever the reply, such as a long turn being followed by a shorter one, is
-not the reply's doing). Its figures, same folds:
+not the reply's doing). Its figures, same folds (each head scored on its own labelled pairs):
 
 | head | target | cross-validated, reply's part |
 |---|---|---|
@@ -352,7 +382,8 @@ not the reply's doing). Its figures, same folds:
 relative to one another. Not a measure of a real client's state, not for clinical decisions.
 
 **Known limits.** Text chat in English (ESConv, FailedESConv) and transcribed MI sessions (AnnoMI); KokoroChat's
-client reviews are not used in this version. The dialogue-level heads (`relief`, `rating`) learn from one label per
+client reviews are not used in this version, nor the rest of ESConv (`--all`; the shared build machine could not
+embed it within the session). The dialogue-level heads (`relief`, `rating`) learn from one label per
 dialogue spread over its replies, so they mostly recognise the kind of conversation, not single replies. Engagement
 is measured by length, which rewards replies that invite talk whatever their quality; the simulated client adds the
 persona's own reactions (risk, hidden intention, repetition) on top (docs/simulate.md).

@@ -18,7 +18,7 @@ import numpy as np
 from alliance.calibration_features import KOKOROCHAT_ITEM_MAP, TARGETS
 
 MODEL_FORMAT = "alliance-calibration"
-MODEL_VERSION = "1.4.0"
+MODEL_VERSION = "1.5.0"
 DEFAULT_MODEL = "calibration_v1.json.gz"
 #: Level-2 inputs are clipped to this central part of the training data's range (quantiles), then to +-Z_CLIP SDs,
 #: so no single feature, however extreme in a new corpus, moves a prediction further than the training data did.
@@ -60,6 +60,8 @@ class ModelFile:
             "trained": {"fingerprint": "sha1 of course_id/session_id (sessions) or of the group id, first 12 hex",
                         "sessions": getattr(self, "trained_sessions_", None),
                         "groups": getattr(self, "trained_groups_", None)},
+            "corpora": ({"sessions": self.corpora_, "offsets": self.corpus_offsets_}
+                        if getattr(self, "corpora_", None) else None),
             "card": dict(card or {}),
         }
 
@@ -116,6 +118,9 @@ class ModelFile:
         trained = doc.get("trained") or {}
         m.trained_sessions_ = trained.get("sessions")
         m.trained_groups_ = trained.get("groups")
+        corpora = doc.get("corpora") or {}  # models from 1.5.0 trained across corpora: sessions and offsets each
+        m.corpora_ = corpora.get("sessions")
+        m.corpus_offsets_ = corpora.get("offsets")
         m.card_ = dict(doc.get("card", {}))
         return m
 

@@ -132,7 +132,44 @@ def test_a_single_corpus_fit_is_unchanged_by_the_multi_corpus_path():
 
 
 def test_a_missing_corpus_names_its_files(tmp_path):
-    with pytest.raises(MultiCorpusError, match="annomi: missing .*AnnoMI-simple.csv"):
+    with pytest.raises(MultiCorpusError, match=r"annomi: missing .*AnnoMI-simple\.csv"):
         corpus_paths(tmp_path, "annomi")
     with pytest.raises(MultiCorpusError, match="unknown corpus"):
         corpus_paths(tmp_path, "reddit")
+
+
+def _annomi_root(root, n: int = 30, seed: int = 2):
+    """An invented data root with annomi/AnnoMI-simple.csv: high-quality sessions in GOOD words, low in BAD."""
+    rng = np.random.default_rng(seed)
+    lines = ["transcript_id,mi_quality,utterance_id,interlocutor,utterance_text"]
+    for t in range(n):
+        high = t % 3 != 0
+        for u in range(8):
+            who = "therapist" if u % 2 == 0 else "client"
+            pool = ["What matters most to you here?"] if who == "therapist" else (GOOD if high else BAD)
+            lines.append(f"{t},{'high' if high else 'low'},{u},{who},{pool[int(rng.integers(len(pool)))]}")
+    (root / "annomi").mkdir(parents=True)
+    (root / "annomi" / "AnnoMI-simple.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def test_train_calibration_takes_the_extra_corpora_of_a_data_root(tmp_path):
+    from typer.testing import CliRunner
+
+    from alliance.cli import app
+    from alliance.pipeline import run_analysis
+
+    run_analysis(_corpus(40), tmp_path / "run", lenses=["markers", "trajectory"], write_report=False)
+    root = _annomi_root(tmp_path / "data")
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "calibration", str(tmp_path / "run"), "--corpora", "annomi", "--data-root",
+                              str(root), "--out", str(tmp_path / "m.json.gz")])
+    assert res.exit_code == 0, res.output
+    model = CalibratedAlliance.load(tmp_path / "m.json.gz")
+    assert model.corpora_ == {"kokorochat": 40, "annomi": 30}
+    assert model.card_["corpora"] == {"kokorochat": 40, "annomi": 30}
+    assert model.card_["lenses"] == ["markers", "trajectory"] and model.card_["clients"] == 20
+    assert any(t.endswith(":annomi") for t in model.card_["trained_on"])
+    res = runner.invoke(app, ["train", "calibration", str(tmp_path / "run"), "--corpora", "esconv", "--data-root",
+                              str(root), "--out", str(tmp_path / "m2.json.gz")])
+    assert res.exit_code == 2 and "esconv: missing" in res.output

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from validate_trajectory import SEED, analysed, auc, benchmark_parser, boot_auc, data_root, guard_line, spearman
 
 from alliance.calibration import (
+    AXES,
     DEFAULT_ENCODER_ID,
     KOKOROCHAT_ITEM_MAP,
     MODEL_VERSION,
@@ -140,9 +141,15 @@ def fit_bow(text: pd.Series, parts_s: dict[str, pd.DataFrame], keys: pd.Index, r
 def main() -> None:
     ap = benchmark_parser(__doc__)
     ap.add_argument("--train", type=Path, help="also fit on every corpus and save the model here")
+    ap.add_argument("--write-summary", type=Path, default=None, metavar="MODEL",
+                    help="fit nothing: write the report's validity notes (src/alliance/data/validation/"
+                         "calibration.json) from the cross-validated figures in MODEL's card, and stop")
     ap.add_argument("--variants", default="all",
                     help="comma-separated across-corpora variants to cross-validate (all: every one; see VARIANTS)")
     args = ap.parse_args()
+    if args.write_summary:
+        write_summary(args.write_summary)
+        return
     args.cache.mkdir(parents=True, exist_ok=True)
     root = data_root()
     command = "PYTHONPATH=src HF_HUB_OFFLINE=1 python benchmarks/validate_transfer.py " + " ".join(sys.argv[1:])
@@ -181,7 +188,8 @@ def main() -> None:
     preds = {"kokorochat only (1.4.0 design)": pd.DataFrame(index=Y.index, columns=["overall", "dropout_risk"],
                                                             dtype=float)}
     for v in variants:
-        preds[v] = pd.DataFrame(index=Y.index, columns=["overall", "dropout_risk", "out_of_domain"], dtype=float)
+        preds[v] = pd.DataFrame(index=Y.index, columns=["overall", "dropout_risk", "out_of_domain", *AXES],
+                                dtype=float)
     bow = pd.Series(np.nan, index=Y.index)
     t0 = time.time()
     print("\n## In-corpus: 5 folds; each model trained on the training folds of every corpus, scored on the test folds")
@@ -196,13 +204,16 @@ def main() -> None:
         for v, params in variants.items():
             mm = fit_multi(X, parts_s, Y.index[tr], "kokorochat", params)
             p = mm.predict(X[te])
-            preds[v].loc[te, ["overall", "dropout_risk", "out_of_domain"]] = p[
-                ["overall", "dropout_risk", "out_of_domain"]].to_numpy(float)
+            preds[v].loc[te, ["overall", "dropout_risk", "out_of_domain", *AXES]] = p[
+                ["overall", "dropout_risk", "out_of_domain", *AXES]].to_numpy(float)
         bow[te] = fit_bow(text, parts_s, Y.index[tr], "kokorochat").predict(text[te])
         print(f"# fold {k + 1}/{FOLDS} ({time.time() - t0:.0f}s)", file=sys.stderr, flush=True)
     print(line("bag-of-words ridge (trained on every corpus's training folds, rank targets)", figures(bow, lab)))
     for v, p in preds.items():
         print(line(v, figures(p["overall"], lab, p["dropout_risk"])))
+        if set(AXES) <= set(p.columns):
+            print(f"{v}: KokoroChat " + "   ".join(
+                f"rho({a}) {spearman(p.loc[kk_rows, a], Y.loc[kk_rows, a]):.3f}" for a in AXES))
     for v in variants:
         ood = preds[v]["out_of_domain"]
         print(f"{v}: out of domain (test folds): " + ", ".join(
@@ -247,6 +258,8 @@ def main() -> None:
                                "rho_overall": round(f_cv["kk_rho"], 3),
                                "auc_unwilling_lower_overall": round(f_cv["kk_auc"], 3),
                                "rho_overall_bag_of_words": round(figures(bow, lab)["kk_rho"], 3),
+                               **{f"rho_{a}": round(spearman(preds[next(iter(variants))].loc[kk_rows, a],
+                                                             Y.loc[kk_rows, a]), 3) for a in AXES},
                                "auc_unwilling_bag_of_words": round(figures(bow, lab)["kk_auc"], 3),
                                **{k: round(v, 3) for k, v in f_cv.items() if k.startswith(("es_", "failed",
                                                                                            "annomi"))},
@@ -261,6 +274,40 @@ def main() -> None:
         print("max shift of the overall by one input: " + ", ".join(
             f"{f} {v:.1f}" for f, v in model.max_shift("overall").head(6).items()))
     _ = FAMILY
+
+
+def write_summary(path: Path) -> None:
+    """The report's validity notes from a model's card: in-corpus (cross-validated) and leave-one-corpus-out
+    figures side by side, never one without the other."""
+    import json
+
+    model = CalibratedAlliance.load(path)
+    cv = model.card_.get("cv_figures") or {}
+    if "leave_one_corpus_out" not in cv:
+        sys.exit(f"{path}: its card has no across-corpora figures (train it with validate_transfer.py --train)")
+    lo = cv["leave_one_corpus_out"]
+    lines = [f"KokoroChat client score, unseen clients ({cv['folds']}): calibrated rho = {cv['rho_overall']:.2f} vs "
+             f"bag-of-words ridge {cv['rho_overall_bag_of_words']:.2f}; unwilling to continue AUC "
+             f"{cv['auc_unwilling_lower_overall']:.2f} vs {cv['auc_unwilling_bag_of_words']:.2f}.",
+             f"Trained with the other corpora too, same folds: ESConv seekers' empathy rating rho = "
+             f"{cv['es_rho_empathy']:.2f}, relevance {cv['es_rho_relevance']:.2f}; FailedESConv vs ESConv AUC "
+             f"{cv['failed_auc']:.2f}; AnnoMI high- vs low-quality MI AUC {cv['annomi_auc']:.2f}.",
+             "A corpus it never saw (trained on the others only): "
+             + "; ".join(x for x in (
+                 f"ESConv empathy rho {lo['esconv']['es_rho_empathy']:.2f}, relevance "
+                 f"{lo['esconv']['es_rho_relevance']:.2f}, FailedESConv AUC {lo['esconv']['failed_auc']:.2f}"
+                 if "esconv" in lo else "",
+                 f"AnnoMI AUC {lo['annomi']['annomi_auc']:.2f}" if "annomi" in lo else "",
+                 f"KokoroChat rho {lo['kokorochat']['kk_rho']:.2f}, unwilling AUC {lo['kokorochat']['kk_auc']:.2f}"
+                 if "kokorochat" in lo else "") if x) + ".",
+             f"Lenses in this model: {', '.join(model.card_.get('lenses') or [])} + text; corpora: "
+             + ", ".join(f"{k} {v}" for k, v in (model.card_.get("corpora") or {}).items()) + "."]
+    out = Path(__file__).resolve().parents[1] / "src" / "alliance" / "data" / "validation" / "calibration.json"
+    out.write_text(json.dumps({"title": "Calibrated alliance (calibrated_* columns) vs what clients said",
+                               "command": "PYTHONPATH=src HF_HUB_OFFLINE=1 python benchmarks/validate_transfer.py "
+                                          + " ".join(sys.argv[1:]) + f"  (figures: {model.card_.get('command')})",
+                               "date": time.strftime("%Y-%m-%d"), "lines": lines}, indent=1))
+    print(f"# wrote {out}")
 
 
 if __name__ == "__main__":

@@ -173,3 +173,28 @@ def test_train_calibration_takes_the_extra_corpora_of_a_data_root(tmp_path):
     res = runner.invoke(app, ["train", "calibration", str(tmp_path / "run"), "--corpora", "esconv", "--data-root",
                               str(root), "--out", str(tmp_path / "m2.json.gz")])
     assert res.exit_code == 2 and "esconv: missing" in res.output
+
+
+def test_the_shipped_across_corpora_model_keeps_the_guard_rails():
+    """The option shipped beside the default (``load("corpora")``): trained on the four rated corpora, it reads no
+    timestamp, stays on its scales, and the timestamps of three chatbot chats alone move its overall by at most a
+    few points (issue 14)."""
+    from alliance.calibration import MODEL_VERSION, SCALES, add_calibrated, is_time_feature
+    from alliance.pipeline import analyze
+    from tests.test_calibration import _chatbot_log
+
+    model = CalibratedAlliance.load("corpora")
+    assert model.card_["model_version"] == MODEL_VERSION
+    assert set(model.corpora_) == {"kokorochat", "esconv", "annomi"}
+    assert "leave_one_corpus_out" in model.card_["cv_figures"]
+    assert not [c for c in model.numeric_columns_ if is_time_feature(c)]
+    overall = []
+    for spacing in (None, 60.0, 3600.0):
+        a = analyze(_chatbot_log(spacing), lenses=["markers", "trajectory"])
+        s = add_calibrated(a.turns, a.sessions, model=model, early=False).sort_values("course_id")
+        assert s["calibrated_overall"].between(*SCALES["overall"]).all()
+        for axis in ("goal", "task", "bond"):
+            assert s[f"calibrated_{axis}"].between(*SCALES[axis]).all()
+        assert "calibrated_out_of_domain" in s
+        overall.append(s["calibrated_overall"].to_numpy())
+    assert (np.ptp(np.vstack(overall), axis=0) <= 3.0).all()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import platform
 import shutil
 import time
@@ -359,6 +360,10 @@ def course_stage(sessions: pd.DataFrame, built: Sequence[Lens]) -> pd.DataFrame 
 def _shipped_calibration() -> Any:
     from alliance.calibration import CalibratedAlliance, shipped_model_exists
 
+    # ALLIANCE_CALIBRATION: "corpora" (the shipped model trained across corpora) or a model file's path
+    choice = os.environ.get("ALLIANCE_CALIBRATION", "").strip()
+    if choice:
+        return CalibratedAlliance.load(choice)
     return CalibratedAlliance.load() if shipped_model_exists() else None
 
 

@@ -108,10 +108,11 @@ def train_calibration(
 
         try:
             tables = _score_corpora(extra, data_root, lenses)
-        except MultiCorpusError as e:
+            Y, dropout, _, family = multi_corpus_targets({"kokorochat": sessions,
+                                                          **{n: s for n, (_, s) in tables.items()}})
+        except MultiCorpusError as e:  # a missing corpus, or runs without the client ratings that set the scale
             console.print(f"[red]error:[/red] {e}")
             raise typer.Exit(2) from None
-        Y, dropout, _, family = multi_corpus_targets({"kokorochat": sessions, **{n: s for n, (_, s) in tables.items()}})
         X = pd.concat([X, *(session_features(t, s) for t, s in tables.values())])
         X = X[~X.index.duplicated()].reindex(Y.index)
         g = pd.Series([f"{c}/{s}" for c, s in Y.index], index=Y.index)

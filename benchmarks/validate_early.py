@@ -53,6 +53,9 @@ def main() -> None:
                     help="fit nothing: score the shipped early model (or --model) on the data folder's sessions it was "
                          "not trained on, beside a bag-of-words ridge trained on its training data's same prefixes")
     ap.add_argument("--model", type=Path, default=None, help="with --holdout: a saved early model (.json.gz)")
+    ap.add_argument("--lenses", default="", help="comma-separated lenses run on each prefix (the turns so far "
+                                                 "only) whose session columns the model also reads, e.g. "
+                                                 "markers,trajectory (default: none, words and counts only)")
     args = ap.parse_args()
     if args.holdout:
         holdout(args)
@@ -81,6 +84,10 @@ def main() -> None:
     print(f"# trained on prefixes at shares {list(SHARES)}; scored at {list(shares)}; poor outcome = unwilling to "
           f"continue or score at or below the training folds' {POOR_QUANTILE:.0%} quantile; flag at risk >= "
           f"{FLAG_THRESHOLD}")
+    lenses = tuple(x for x in args.lenses.split(",") if x)
+    feats = prefix_tables(turns, root, shares, lenses, cache=not args.clients) if lenses else None
+    if lenses:
+        print(f"# lenses run on each prefix: {','.join(lenses)}")
     pred = {s: pd.DataFrame(index=Y.index, columns=["early_overall", "early_risk", "early_warning", "bow"],
                             dtype=float) for s in shares}
     poor = np.zeros(len(Y), dtype=bool)
@@ -90,10 +97,12 @@ def main() -> None:
         tr_keys, te_keys = Y.index[tr], Y.index[te]
         tr_turns = turns[turns.set_index(["course_id", "session_id"]).index.isin(tr_keys)]
         te_turns = turns[turns.set_index(["course_id", "session_id"]).index.isin(te_keys)]
-        model = fit_early(tr_turns, Y.iloc[tr], dropout[tr], groups[tr], random_state=SEED)
+        model = fit_early(tr_turns, Y.iloc[tr], dropout[tr], groups[tr], random_state=SEED, lenses=lenses,
+                          features=feats)
         poor[te] = poor_outcome(Y.iloc[te], dropout[te], model.early_["poor_score_at_or_below"])
         for s in shares:
-            p = early_scores(prefix_turns(te_turns, s), model).reindex(te_keys)
+            f = None if feats is None else share_rows(feats, s, te_keys)
+            p = early_scores(prefix_turns(te_turns, s), model, features=f).reindex(te_keys)
             pred[s].loc[te_keys, ["early_overall", "early_risk", "early_warning"]] = p[
                 ["early_overall", "early_risk", "early_warning"]].astype(float).to_numpy()
             bow = bag_of_words_baseline().fit(texts[s].iloc[tr], Y["overall"].iloc[tr])
@@ -121,7 +130,7 @@ def main() -> None:
           f"continue {dropout[flag].mean() if n_flag else float('nan'):.3f} (base rate {dropout.mean():.3f}), "
           f"recall {flag[dropout].mean() if dropout.any() else float('nan'):.3f}")
     if args.train:
-        model = fit_early(turns, Y, dropout, groups, random_state=SEED)
+        model = fit_early(turns, Y, dropout, groups, random_state=SEED, lenses=lenses, features=feats)
         figures = {"folds": f"{FOLDS}-fold GroupKFold by client_id",
                    "rho_score_first_half": round(spearman(p["early_overall"], score), 3),
                    "rho_score_first_half_bag_of_words": round(spearman(p["bow"], score), 3),
@@ -130,7 +139,7 @@ def main() -> None:
                    "flag_precision_poor_outcome": round(float(prec), 3), "flag_share": round(n_flag / len(flag), 3),
                    "poor_outcome_base_rate": round(float(poor.mean()), 3)}
         card = {"trained_on": "KokoroChat English (shared dev split), client reviews, session prefixes",
-                "sessions": len(Y), "clients": len(set(groups)), "seed": SEED, "lenses": [],
+                "sessions": len(Y), "clients": len(set(groups)), "seed": SEED, "lenses": list(lenses),
                 "command": command, "cv_figures": figures, "date": time.strftime("%Y-%m-%d"),
                 "model_card": "alliance/data/calibration/MODEL_CARD.md"}
         save_early(model, args.train, card)
@@ -148,6 +157,36 @@ def main() -> None:
         out.write_text(json.dumps({"title": "Early warning (early_* columns): before the session's end",
                                    "command": command, "date": time.strftime("%Y-%m-%d"), "lines": lines}, indent=1))
         print(f"# wrote {out}")
+
+
+def prefix_tables(turns: pd.DataFrame, root: Path, shares: tuple[float, ...], lenses: tuple[str, ...],
+                  cache: bool = True) -> pd.DataFrame:
+    """Stacked prefix features (:func:`stacked_prefixes`) of every session with ``lenses`` run on each prefix,
+    computed once and cached under $ALLIANCE_CACHE/validation, keyed by the data's content, lenses and shares
+    (``cache=False`` for a subsample: computed, never stored)."""
+    from validate_trajectory import cache_key, default_cache
+
+    from alliance.early_warning import stacked_prefixes
+
+    out = default_cache() / cache_key("kokorochat-prefixes", [root], "kokorochat", list(lenses),
+                                      {"prefix_shares": {"shares": list(shares)}})
+    if cache and (out / "features.parquet").exists():
+        print(f"# prefix features from the cache {out}", file=sys.stderr)
+        f = pd.read_parquet(out / "features.parquet")
+        return f.set_index(["course_id", "session_id", "share"])
+    t0 = time.time()
+    f = stacked_prefixes(turns, shares, lenses)
+    print(f"# scored {len(f)} prefixes with {','.join(lenses)} in {time.time() - t0:.0f}s", file=sys.stderr)
+    if cache:
+        out.mkdir(parents=True, exist_ok=True)
+        f.reset_index().to_parquet(out / "features.parquet")
+    return f
+
+
+def share_rows(feats: pd.DataFrame, share: float, keys: pd.Index) -> pd.DataFrame:
+    """The rows of one share, indexed by session key, in the order of ``keys``."""
+    f = feats.xs(share, level="share")
+    return f.reindex(keys)
 
 
 def holdout(args: argparse.Namespace) -> None:

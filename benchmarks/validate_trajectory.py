@@ -413,6 +413,11 @@ def transfer(model: CalibratedAlliance, root: Path, lenses: list[str], cache: Pa
     A corpus whose folder is absent is skipped with a line saying so. Returns one short line per corpus scored."""
     summary: list[str] = []
     print("\n## Transfer: the model as fitted, scored on ESConv, FailedESConv and AnnoMI")
+    trained = sorted(getattr(model, "corpora_", None) or {})
+    if set(trained) - {"kokorochat"}:  # a model trained across corpora (1.5.0): these are its training data
+        print(f"WARNING: this model was trained on {', '.join(trained)}: the figures below include its training "
+              "dialogues and are no test of it; the cross-validated and leave-one-corpus-out figures are printed by "
+              "benchmarks/validate_transfer.py")
     es_paths = [root / "esconv" / "hf_format" / f for f in ("train.json", "valid.json", "test.json")]
     es_paths = [p for p in es_paths if p.exists()]
     failed = root / "esconv" / "thu-coai" / "FailedESConv.json"
@@ -687,7 +692,7 @@ def holdout(args: argparse.Namespace) -> None:
                 sys.exit("--write-summary: the model's card has no cross-validated figures (cv_figures)")
             lines = [f"KokoroChat client score, unseen clients ({cv.get('folds', '5-fold by client')}): calibrated "
                      f"rho = {cv['rho_overall']:.2f} vs bag-of-words ridge {cv['rho_overall_bag_of_words']:.2f}; "
-                     + ", ".join(f"{a} rho = {cv[f'rho_{a}']:.2f}" for a in AXES) + ".",
+                     + ", ".join(f"{a} rho = {cv[f'rho_{a}']:.2f}" for a in AXES if f"rho_{a}" in cv) + ".",
                      f"Unwilling to continue: AUC of lower calibrated overall {cv['auc_unwilling_lower_overall']:.2f}"
                      f" vs baseline {cv['auc_unwilling_bag_of_words']:.2f}.",
                      "Other corpora, the model as fitted (never trained on them): " + "; ".join(cross) + ".",

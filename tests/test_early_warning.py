@@ -95,3 +95,29 @@ def test_a_live_scorer_can_call_it_after_every_turn():
     assert np.isfinite(seen).all()
     # without a known length the share is unknown, not guessed
     assert np.isnan(early_scores(live.iloc[:4], model)["early_share"].iloc[0])
+
+
+def test_an_early_model_with_lenses_runs_them_on_the_turns_so_far_only(tmp_path):
+    """early_v2: the markers and trajectory lenses' session columns, computed on the prefix, are inputs too; a live
+    scorer gets them computed from the turns so far, and rewriting later turns changes nothing."""
+    c = _corpus(40)
+    Y = review_targets(c.sessions)
+    dropout = np.array([bool(m.get("unwilling_to_continue")) for m in c.sessions["meta"]])
+    groups = np.array([str(m["client_id"]) for m in c.sessions["meta"]])
+    model = fit_early(c.turns, Y, dropout, groups, lenses=("markers", "trajectory"))
+    assert model.early_["lenses"] == ["markers", "trajectory"]
+    assert any(col.startswith("markers_") for col in model.numeric_columns_)
+    assert any(col.startswith("trajectory_") for col in model.numeric_columns_)
+    test = _corpus(4, seed=3)
+    first = add_early(test.turns, test.sessions, model, share=0.5)
+    t = test.turns.copy()
+    t.loc[t.groupby("course_id").cumcount() >= 10, "text"] = "this was awful, I am never coming back"
+    cols = ["early_overall", "early_risk", "early_warning"]
+    pd.testing.assert_frame_equal(first[cols], add_early(t, test.sessions, model, share=0.5)[cols])
+    live = test.turns[test.turns["course_id"] == "c0"]
+    for n in (1, 2, 7):  # after each turn, from the first one on
+        row = early_scores(live.iloc[:n], model).iloc[0]
+        assert row["early_turns_seen"] == n and np.isfinite(row["early_overall"])
+    back = load_early(save_early(model, tmp_path / "early.json.gz"))
+    assert back.early_["lenses"] == ["markers", "trajectory"]
+    assert np.allclose(add_early(test.turns, test.sessions, back)["early_overall"], first["early_overall"], atol=1e-2)

@@ -74,6 +74,7 @@ __all__ = [
     "CalibrationError",
     "add_calibrated",
     "bag_of_words_baseline",
+    "corpus_weights",
     "feature_group",
     "feature_source",
     "is_time_feature",
@@ -106,6 +107,38 @@ def key_fingerprint(value: Any) -> str:
 
 
 
+def corpus_weights(corpus: np.ndarray) -> np.ndarray:
+    """Per-session training weight when several corpora train one model: sqrt(n_largest / n_corpus), so a corpus
+    of 133 sessions beside one of 2,120 counts four times per session (not sixteen, which would let a few sessions
+    dominate). Fixed a priori, not tuned on the figures."""
+    corpus = np.asarray(corpus)
+    names, counts = np.unique(corpus, return_counts=True)
+    w = dict(zip(names, np.sqrt(counts.max() / counts), strict=True))
+    return np.array([w[c] for c in corpus], dtype=float)
+
+
+def _fit_with_offsets(Z: np.ndarray, y: np.ndarray, corpus: np.ndarray, weights: np.ndarray,
+                      alpha: float) -> tuple[dict[str, Any], dict[str, float]]:
+    """A ridge with one unpenalised offset per corpus (its fixed effect): inputs and target are centred within
+    each corpus, so the shared weights learn only from differences inside a corpus. Sessions with a NaN target are
+    left out. Returns the head (intercept = the first corpus's offset) and every corpus's offset."""
+    from sklearn.linear_model import Ridge
+
+    ok = np.isfinite(y)
+    Z, y, corpus, weights = Z[ok], y[ok], corpus[ok], weights[ok]
+    Zc, yc, means = Z.copy(), y.copy(), {}
+    for c in dict.fromkeys(corpus.tolist()):
+        m = corpus == c
+        zm, ym = np.average(Z[m], axis=0, weights=weights[m]), float(np.average(y[m], weights=weights[m]))
+        Zc[m] -= zm
+        yc[m] -= ym
+        means[c] = (zm, ym)
+    fit = Ridge(alpha=alpha, fit_intercept=False).fit(Zc, yc, sample_weight=weights)
+    coef = fit.coef_.astype(np.float64)
+    offsets = {c: float(ym - zm @ coef) for c, (zm, ym) in means.items()}
+    return {"coef": coef, "intercept": offsets[str(corpus[0])]}, offsets
+
+
 # the estimator ---------------------------------------------------------------------------------------------
 class CalibratedAlliance(ModelFile, BaseEstimator, RegressorMixin):
     """Predict client-rated goal, task, bond and overall from :func:`session_features`.
@@ -121,7 +154,7 @@ class CalibratedAlliance(ModelFile, BaseEstimator, RegressorMixin):
 
     def __init__(self, text_alpha: float = 3.0, stack_alpha: float = 30.0, max_features: int = 8000,
                  ngram_max: int = 2, min_df: int = 3, inner_folds: int = 3, feature_groups: Sequence[str] | None = None,
-                 dropout_c: float = 0.05, random_state: int = 0):
+                 dropout_c: float = 0.05, random_state: int = 0, text_channels: Sequence[str] | None = None):
         self.text_alpha = text_alpha
         self.stack_alpha = stack_alpha
         self.max_features = max_features
@@ -131,6 +164,7 @@ class CalibratedAlliance(ModelFile, BaseEstimator, RegressorMixin):
         self.feature_groups = feature_groups
         self.dropout_c = dropout_c
         self.random_state = random_state
+        self.text_channels = text_channels  # None: every channel of TEXT_CHANNELS
 
     # helpers ---------------------------------------------------------------------------------------------
     def _numeric_columns(self, X: pd.DataFrame) -> list[str]:
@@ -146,13 +180,27 @@ class CalibratedAlliance(ModelFile, BaseEstimator, RegressorMixin):
         return TfidfVectorizer(sublinear_tf=True, min_df=self.min_df, ngram_range=(1, self.ngram_max),
                                max_features=self.max_features, dtype=np.float32)
 
-    def _fit_channel(self, texts: pd.Series, Yz: np.ndarray) -> dict[str, Any]:
+    def _fit_channel(self, texts: pd.Series, Yz: np.ndarray, weights: np.ndarray | None = None) -> dict[str, Any]:
         from sklearn.linear_model import Ridge
 
         vec = self._vectorizer()
         Xt = vec.fit_transform(texts)
-        model = Ridge(alpha=self.text_alpha).fit(Xt, Yz)
-        return {"vec": vec, "coef": model.coef_.astype(np.float64), "intercept": model.intercept_.astype(np.float64)}
+        finite = np.isfinite(Yz)
+        if finite.all():
+            model = Ridge(alpha=self.text_alpha).fit(Xt, Yz, sample_weight=weights)
+            return {"vec": vec, "coef": model.coef_.astype(np.float64),
+                    "intercept": model.intercept_.astype(np.float64)}
+        # targets some corpora do not rate: each set of targets learns from the sessions that rate all of them
+        coef, icpt = np.zeros((Yz.shape[1], Xt.shape[1])), np.zeros(Yz.shape[1])
+        patterns: dict[bytes, list[int]] = {}
+        for j in range(Yz.shape[1]):
+            patterns.setdefault(finite[:, j].tobytes(), []).append(j)
+        for cols in patterns.values():
+            rows = finite[:, cols[0]]
+            m = Ridge(alpha=self.text_alpha).fit(Xt[rows], Yz[np.ix_(rows, cols)],
+                                                 sample_weight=None if weights is None else weights[rows])
+            coef[cols], icpt[cols] = m.coef_, m.intercept_
+        return {"vec": vec, "coef": coef, "intercept": icpt}
 
     @staticmethod
     def _channel_predict(ch: dict[str, Any], texts: pd.Series) -> np.ndarray:
@@ -186,12 +234,21 @@ class CalibratedAlliance(ModelFile, BaseEstimator, RegressorMixin):
 
     # API -------------------------------------------------------------------------------------------------
     def fit(self, X: pd.DataFrame, y: pd.DataFrame, groups: Sequence[Any] | None = None,
-            dropout: Sequence[bool] | None = None) -> CalibratedAlliance:
+            dropout: Sequence[Any] | None = None, corpus: Sequence[str] | None = None) -> CalibratedAlliance:
         """Fit on session features ``X`` and client ratings ``y`` (columns goal, task, bond, overall).
 
         ``groups`` (e.g. client ids) keep one client's sessions in one inner fold. ``dropout``, when given, is a
         per-session flag (the client would not continue); a logistic head then learns ``dropout_risk`` from the
         same named inputs.
+
+        ``corpus`` (one name per session) trains across corpora (from 1.5.0; docs/calibration.md, "Across
+        corpora"): sessions of every corpus need ``overall`` (for other corpora than the first, the
+        within-corpus rank of their own rating put on the first corpus's scale; see
+        :func:`alliance.calibration_multi.rank_to_scale`), while goal, task, bond and dropout may be NaN where a
+        corpus does not rate them (those heads learn from the sessions that do). Each corpus gets its own offset
+        (fixed effect) in the level-2 heads, so only differences within a corpus teach the shared weights, and
+        sessions are weighted so that a small corpus is not drowned (``corpus_weights``). Predictions use the
+        first corpus's offset (the scale of its ratings).
         """
         from sklearn.linear_model import Ridge
         from sklearn.model_selection import GroupKFold, KFold
@@ -200,17 +257,36 @@ class CalibratedAlliance(ModelFile, BaseEstimator, RegressorMixin):
         missing = [t for t in TARGETS if t not in y.columns]
         if missing:
             raise CalibrationError(f"targets lack column(s) {missing}; expected {list(TARGETS)}")
-        keep = y[list(TARGETS)].notna().all(axis=1).to_numpy()
-        if keep.sum() < 20:
-            raise CalibrationError(f"only {int(keep.sum())} sessions have all of {list(TARGETS)}; need at least 20")
+        if corpus is None:
+            keep = y[list(TARGETS)].notna().all(axis=1).to_numpy()
+            if keep.sum() < 20:
+                raise CalibrationError(f"only {int(keep.sum())} sessions have all of {list(TARGETS)}; need at least 20")
+        else:
+            keep = y["overall"].notna().to_numpy()
+            if keep.sum() < 20 or y.loc[keep, list(TARGETS)].notna().all(axis=1).sum() < 20:
+                raise CalibrationError(f"only {int(keep.sum())} sessions have an overall rating; need at least 20, "
+                                       "and 20 with every target")
         X, Y = X.loc[keep], y.loc[keep, list(TARGETS)].to_numpy(dtype=float)
-        flags = np.asarray(dropout, dtype=bool)[keep] if dropout is not None else None
+        if dropout is None:
+            flags = None
+        elif corpus is None:
+            flags = np.asarray(dropout, dtype=bool)[keep]
+        else:  # NaN where a corpus has no dropout label
+            flags = pd.to_numeric(pd.Series(list(dropout)).astype(object), errors="coerce").to_numpy(float)[keep]
+        corp = np.asarray(corpus, dtype=object)[keep].astype(str) if corpus is not None else None
+        weights = corpus_weights(corp) if corp is not None else None
         # which sessions and clients trained this model, so figures on new data can leave them out
         self.trained_sessions_ = sorted({key_fingerprint(k) for k in X.index})
         self.trained_groups_ = sorted({key_fingerprint(g) for g in np.asarray(groups)[keep]}) \
             if groups is not None else None
         groups = np.asarray(groups)[keep] if groups is not None else np.arange(len(X))
-        self.y_mean_, self.y_scale_ = Y.mean(axis=0), Y.std(axis=0) + 1e-9
+        if corp is not None:  # a client id is unique within its corpus only
+            groups = np.array([f"{c}\x1f{g}" for c, g in zip(corp, groups, strict=True)])
+        if corp is None:
+            self.y_mean_, self.y_scale_ = Y.mean(axis=0), Y.std(axis=0) + 1e-9
+        else:  # the scale of the first (reference) corpus, whose ratings the predictions are on
+            ref = corp == corp[0]
+            self.y_mean_, self.y_scale_ = np.nanmean(Y[ref], axis=0), np.nanstd(Y[ref], axis=0) + 1e-9
         Yz = (Y - self.y_mean_) / self.y_scale_
         Yz = np.column_stack([Yz, Yz[:, :len(AXES)] - Yz[:, [TARGETS.index("overall")]]])  # + the SPECIFIC heads
         self.heads_ = list(HEADS)
@@ -229,7 +305,8 @@ class CalibratedAlliance(ModelFile, BaseEstimator, RegressorMixin):
         self.num_mean_, self.num_scale_ = num.mean(axis=0), num.std(axis=0) + 1e-9
         self.num_lo_, self.num_hi_ = lo, hi
         use_text = self.feature_groups is None or "text" in set(self.feature_groups)
-        self.text_channels_ = [c for c in TEXT_CHANNELS if c in X.columns] if use_text else []
+        chans = TEXT_CHANNELS if self.text_channels is None else tuple(self.text_channels)
+        self.text_channels_ = [c for c in chans if c in X.columns] if use_text else []
         n_groups = len(np.unique(groups))
         splitter = GroupKFold(min(self.inner_folds, n_groups)) if n_groups >= 2 else KFold(2)
         oof = {}
@@ -238,19 +315,24 @@ class CalibratedAlliance(ModelFile, BaseEstimator, RegressorMixin):
             texts = X[c].fillna("")
             pred = np.zeros_like(Yz)
             for tr, te in splitter.split(X, Yz, groups):
-                ch = self._fit_channel(texts.iloc[tr], Yz[tr])
+                ch = self._fit_channel(texts.iloc[tr], Yz[tr], None if weights is None else weights[tr])
                 pred[te] = self._channel_predict(ch, texts.iloc[te])
             oof[c] = pred
-            self.channels_[c] = self._fit_channel(texts, Yz)
+            self.channels_[c] = self._fit_channel(texts, Yz, weights)
         if self.text_channels_:  # the text channels' out-of-fold score range, per channel and target
             stack = np.stack([oof[c] for c in self.text_channels_])  # channel x session x target
             self.text_min_, self.text_max_ = stack.min(axis=1), stack.max(axis=1)
             self.text_lo_, self.text_hi_ = (np.quantile(stack, q, axis=1) for q in CLIP_QUANTILES)
         self.level2_ = {}
+        self.corpus_offsets_ = None if corp is None else {}
         for j, t in enumerate(self.heads_):
             Z = self._level2_inputs(X, oof, j)
-            m = Ridge(alpha=self.stack_alpha).fit(Z, Yz[:, j])
-            self.level2_[t] = {"coef": m.coef_.astype(np.float64), "intercept": float(m.intercept_)}
+            if corp is None:
+                m = Ridge(alpha=self.stack_alpha).fit(Z, Yz[:, j])
+                self.level2_[t] = {"coef": m.coef_.astype(np.float64), "intercept": float(m.intercept_)}
+            else:
+                self.level2_[t], self.corpus_offsets_[t] = _fit_with_offsets(Z, Yz[:, j], corp, weights,
+                                                                             self.stack_alpha)
         self.feature_names_ = [*self.numeric_columns_, *self.text_channels_]
         self.reduced_ = None
         drop = [k for k, c in enumerate(self.numeric_columns_) if feature_source(c) in ENCODER_SOURCES]
@@ -259,17 +341,24 @@ class CalibratedAlliance(ModelFile, BaseEstimator, RegressorMixin):
             heads = {}
             for j, t in enumerate(self.heads_):
                 Z = np.delete(self._level2_inputs(X, oof, j), drop, axis=1)
-                m = Ridge(alpha=self.stack_alpha).fit(Z, Yz[:, j])
-                heads[t] = {"coef": m.coef_.astype(np.float64), "intercept": float(m.intercept_)}
+                if corp is None:
+                    m = Ridge(alpha=self.stack_alpha).fit(Z, Yz[:, j])
+                    heads[t] = {"coef": m.coef_.astype(np.float64), "intercept": float(m.intercept_)}
+                else:
+                    heads[t] = _fit_with_offsets(Z, Yz[:, j], corp, weights, self.stack_alpha)[0]
             self.reduced_ = {"without": sorted({feature_source(self.numeric_columns_[k]) for k in drop}),
                              "drop": drop, "level2": heads}
         self.dropout_ = None
-        if flags is not None and 0 < flags.sum() < len(flags):
+        rated = np.isfinite(flags) if flags is not None and corp is not None else None
+        fl = flags[rated].astype(bool) if rated is not None else flags
+        if fl is not None and 0 < fl.sum() < len(fl):
             from sklearn.linear_model import LogisticRegression
 
             Z = self._dropout_inputs(X, oof)
-            head = LogisticRegression(C=self.dropout_c, class_weight="balanced", max_iter=2000).fit(Z, flags)
+            Z = Z[rated] if rated is not None else Z
+            head = LogisticRegression(C=self.dropout_c, class_weight="balanced", max_iter=2000).fit(Z, fl)
             self.dropout_ = {"coef": head.coef_[0].astype(np.float64), "intercept": float(head.intercept_[0])}
+        self.corpora_ = None if corp is None else {c: int((corp == c).sum()) for c in dict.fromkeys(corp.tolist())}
         return self
 
     def _dropout_inputs(self, X: pd.DataFrame, text_scores: dict[str, np.ndarray]) -> np.ndarray:

@@ -55,8 +55,10 @@ _NOT_FEATURES = {"session_index", "n_turns", "course_id", "session_id", "source"
 #: Column prefixes never used as features: ``calibrated_*`` are a (shipped) calibration model's own predictions,
 #: added to every session of a run that has the trajectory lens. Reading them back would train a model on an
 #: earlier model's output (on KokoroChat: on a model fitted to the very ratings being cross-validated);
-#: ``calibration_in_training`` says whether a session trained that model.
-_NOT_FEATURE_PREFIXES: tuple[str, ...] = ("n_client", "n_counsellor", "calibrated_", "calibration_")
+#: ``calibration_in_training`` says whether a session trained that model. ``early_*`` are the shipped early-warning
+#: model's predictions (added beside ``calibrated_*``), fitted on all of KokoroChat's ratings: read back as features
+#: they lifted the cross-validated rho to 0.90 (issue 14), a leak, not a measure.
+_NOT_FEATURE_PREFIXES: tuple[str, ...] = ("n_client", "n_counsellor", "calibrated_", "calibration_", "early_")
 
 #: Features computed from timestamps (reply latency, session length in time). They describe the medium (a chat
 #: app, a transcript, a role-play booked for an hour) more than the relationship, and outside KokoroChat they swung

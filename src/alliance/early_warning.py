@@ -58,9 +58,24 @@ def prefix_turns(turns: pd.DataFrame, share: float) -> pd.DataFrame:
     return t[pos < np.maximum(np.ceil(share * n), 1)]
 
 
-def prefix_features(turns: pd.DataFrame) -> pd.DataFrame:
+def prefix_lens_sessions(turns: pd.DataFrame, lenses: tuple[str, ...] | list[str]) -> pd.DataFrame:
+    """The session table of ``turns`` (a prefix: the turns so far) scored by ``lenses`` on those turns only, as a
+    live scorer can after every turn; no calibrated columns (this is the early model's input)."""
+    from alliance.corpus import TURN_COLUMNS, Corpus
+    from alliance.pipeline import build_lenses, score_chunk
+
+    # the corpus's own columns only: lens columns of an earlier run over the whole session are never read
+    t = turns[[c for c in turns.columns if c in TURN_COLUMNS]].reset_index(drop=True)
+    _, sessions = score_chunk(Corpus(t, validate=False), build_lenses(list(lenses)), None, calibrated=False)
+    return sessions
+
+
+def prefix_features(turns: pd.DataFrame, lenses: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
     """The early model's input for whatever turns are given: structural counts and the three text channels (the
-    ``text_client_end`` channel is then the client's latest turns, not the session's closing ones)."""
+    ``text_client_end`` channel is then the client's latest turns, not the session's closing ones), and, for a
+    model trained with ``lenses`` (from early_v2), those lenses' session columns computed on these turns only."""
+    if lenses:
+        return session_features(turns, prefix_lens_sessions(turns, lenses))
     keys = turns[SESSION_KEY].drop_duplicates().reset_index(drop=True)
     return session_features(turns, keys)
 
@@ -70,25 +85,35 @@ def poor_outcome(Y: pd.DataFrame, dropout: np.ndarray, below: float) -> np.ndarr
     return np.asarray(dropout, dtype=bool) | (Y["overall"].to_numpy(dtype=float) <= below)
 
 
-def stacked_prefixes(turns: pd.DataFrame, shares: tuple[float, ...] = SHARES) -> pd.DataFrame:
+def stacked_prefixes(turns: pd.DataFrame, shares: tuple[float, ...] = SHARES,
+                     lenses: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
     """Features of every session at every share, indexed by (course_id, session_id, share)."""
     parts = []
     for share in shares:
-        f = prefix_features(prefix_turns(turns, share))
+        f = prefix_features(prefix_turns(turns, share), lenses)
         f.index = pd.MultiIndex.from_tuples([(*k, share) for k in f.index], names=[*SESSION_KEY, "share"])
         parts.append(f)
     return pd.concat(parts)
 
 
 def fit_early(turns: pd.DataFrame, Y: pd.DataFrame, dropout: np.ndarray, groups: np.ndarray,
-              shares: tuple[float, ...] = SHARES, random_state: int = 0) -> CalibratedAlliance:
+              shares: tuple[float, ...] = SHARES, random_state: int = 0, lenses: tuple[str, ...] | list[str] = (),
+              features: pd.DataFrame | None = None) -> CalibratedAlliance:
     """Fit the early model on prefixes of rated sessions (``Y``, ``dropout`` and ``groups`` indexed like
     ``review_targets``): one model over every share, so it scores a prefix of any length. Its risk head
-    (``dropout_risk``) learns the poor outcome (:func:`poor_outcome`); the cut-off is kept in ``early_``."""
+    (``dropout_risk``) learns the poor outcome (:func:`poor_outcome`); the cut-off is kept in ``early_``.
+
+    ``lenses``: also read these lenses' session columns, computed on each prefix only (recorded in ``early_``, so
+    :func:`early_scores` computes them the same way). ``features``: the stacked prefix features already computed
+    (:func:`stacked_prefixes` over these sessions at ``shares``, with the same lenses), to save recomputing."""
     below = float(np.quantile(Y["overall"].dropna(), POOR_QUANTILE))
     poor = pd.Series(poor_outcome(Y, dropout, below), index=Y.index)
     g = pd.Series(np.asarray(groups), index=Y.index)
-    X = stacked_prefixes(turns[turns.set_index(SESSION_KEY).index.isin(Y.index)], shares)
+    if features is not None:
+        X = features[features.index.droplevel("share").isin(Y.index)
+                     & features.index.get_level_values("share").isin(list(shares))]
+    else:
+        X = stacked_prefixes(turns[turns.set_index(SESSION_KEY).index.isin(Y.index)], shares, lenses)
     keys = X.index.droplevel("share")
     flat = X.copy()
     flat.index = pd.MultiIndex.from_tuples([(c, f"{s}@{p}") for c, s, p in X.index], names=SESSION_KEY)
@@ -97,20 +122,24 @@ def fit_early(turns: pd.DataFrame, Y: pd.DataFrame, dropout: np.ndarray, groups:
     # the sessions and clients it was trained on, by their own keys (not the per-share rows)
     model.trained_sessions_ = sorted({key_fingerprint(k) for k in Y.index})
     model.early_ = {"shares": list(shares), "poor_score_at_or_below": below, "poor_quantile": POOR_QUANTILE,
-                    "flag_threshold": FLAG_THRESHOLD}
+                    "flag_threshold": FLAG_THRESHOLD, "lenses": list(lenses)}
     return model
 
 
 def early_scores(turns: pd.DataFrame, model: CalibratedAlliance | None = None,
-                 expected_turns: pd.Series | int | None = None) -> pd.DataFrame:
+                 expected_turns: pd.Series | int | None = None, features: pd.DataFrame | None = None
+                 ) -> pd.DataFrame:
     """Score sessions as far as they have gone: one row per session of ``turns`` (all of which are read).
 
     A live scorer calls this after every turn with the turns so far. ``expected_turns`` (per session, or one
     number), when known, gives ``early_share``; otherwise it is NaN. Columns: ``early_overall`` (predicted client
     score, 0-100), ``early_risk`` (probability of a poor outcome), ``early_warning`` (risk >= the model's threshold:
-    heading for a rupture or dropout), ``early_turns_seen``, ``early_share``, ``early_out_of_domain``."""
+    heading for a rupture or dropout), ``early_turns_seen``, ``early_share``, ``early_out_of_domain``.
+    A model trained with lenses (``early_["lenses"]``) runs them on these turns first (``features``: already
+    computed by :func:`prefix_features` on the same turns)."""
     model = model if model is not None else shipped_early()
-    X = prefix_features(turns)
+    X = features if features is not None else prefix_features(
+        turns, tuple(getattr(model, "early_", {}).get("lenses") or ()))
     p = model.predict(X)
     seen = turns.groupby(SESSION_KEY, sort=False).size().reindex(p.index).astype(int)
     if expected_turns is None:

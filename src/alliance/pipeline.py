@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import platform
 import shutil
 import time
@@ -128,14 +129,16 @@ def analyze(corpus: Corpus, lenses: Sequence[str | Lens] | None = None, encoder:
     return Analysis(turns, sessions, run, course_stage(sessions, built))
 
 
-def score_chunk(corpus: Corpus, lenses: Sequence[Lens], encoder: Encoder | None, seed: int = 0
-                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def score_chunk(corpus: Corpus, lenses: Sequence[Lens], encoder: Encoder | None, seed: int = 0,
+                calibrated: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score one chunk of whole courses with ``lenses`` (already built and ordered by :func:`build_lenses`).
 
     Returns the chunk's turn table (corpus columns plus every lens's columns, in corpus order) and its session
     table (one row per session with turn counts, each lens's summary and, with the trajectory lens, the
     client-calibrated alliance ``calibrated_*``, which is per session). Pure: writes nothing, so an engine may run
     it anywhere; only the course stage (:func:`course_stage`, trajectories across sessions) waits for all chunks.
+    ``calibrated=False`` leaves the calibrated columns out (the early-warning model scores session prefixes with
+    the lenses as its input, inside the calibration step itself).
     """
     np.random.seed(seed)  # lenses that sample draw from their own Generator(seed); this guards the rest
     ctx = LensContext(corpus, encoder, seed=seed)
@@ -155,7 +158,7 @@ def score_chunk(corpus: Corpus, lenses: Sequence[Lens], encoder: Encoder | None,
     # one join of all summaries at once: column-by-column inserts fragment the frame
     sessions = sessions.join([counts, *summaries], how="left")
     sessions = sessions.copy().reset_index()  # copy() consolidates the joined blocks
-    return turns, calibrate(turns, sessions, lenses, encoder)
+    return turns, calibrate(turns, sessions, lenses, encoder) if calibrated else sessions
 
 
 @dataclass
@@ -479,6 +482,10 @@ def course_stage(sessions: pd.DataFrame, built: Sequence[Lens]) -> pd.DataFrame 
 def _shipped_calibration() -> Any:
     from alliance.calibration import CalibratedAlliance, shipped_model_exists
 
+    # ALLIANCE_CALIBRATION: "corpora" (the shipped model trained across corpora) or a model file's path
+    choice = os.environ.get("ALLIANCE_CALIBRATION", "").strip()
+    if choice:
+        return CalibratedAlliance.load(choice)
     return CalibratedAlliance.load() if shipped_model_exists() else None
 
 

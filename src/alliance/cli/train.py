@@ -88,8 +88,17 @@ def train_calibration(
     group_key: Annotated[str, typer.Option(help="Session label that identifies the client (folds never split "
                                                 "a client).")] = "client_id",
     seed: Annotated[int, typer.Option(help="Random seed, recorded in the model card.")] = 0,
+    corpora: Annotated[str, typer.Option(help="Also train on these rated corpora of --data-root, comma-separated "
+                                              "(esconv, failedesconv, annomi): each is read and scored with the runs' "
+                                              "lenses, and its rating enters as a within-corpus rank on the runs' "
+                                              "score scale (docs/calibration.md, Across corpora). Empty: the runs "
+                                              "only.")] = "",
+    data_root: Annotated[Path, typer.Option(help="Folder holding the corpora named by --corpora.")] = Path(
+        "../shared/data"),
 ) -> None:
-    """Fit the client-calibrated alliance model (goal, task, bond, overall) on rated sessions and save it."""
+    """Fit the client-calibrated alliance model (goal, task, bond, overall) on rated sessions and save it.
+
+    The runs are the reference corpus (client reviews: KokoroChat's items and score, its dropout flag)."""
     import json
 
     import pandas as pd
@@ -99,14 +108,6 @@ def train_calibration(
     parts = [read_run(r) for r in runs]
     turns = pd.concat([p[0] for p in parts], ignore_index=True)
     sessions = pd.concat([p[1] for p in parts], ignore_index=True)
-    X = session_features(turns, sessions)
-    Y = review_targets(sessions).reindex(X.index)
-    groups = [(json.loads(m) if isinstance(m, str) else (m or {})).get(group_key, f"{c}/{s}")
-              for m, c, s in zip(sessions["meta"], sessions["course_id"], sessions["session_id"], strict=True)]
-    groups = pd.Series(groups, index=pd.MultiIndex.from_frame(sessions[["course_id", "session_id"]])).reindex(X.index)
-    rated = Y.notna().all(axis=1)
-    console.print(f"{int(rated.sum())} of {len(Y)} sessions carry all ratings")
-    model = CalibratedAlliance(random_state=seed).fit(X, Y, groups.astype(str).to_numpy())
     # record the runs' lenses and encoder: held-out scoring (validate_trajectory --holdout) rebuilds features from them
     records = []
     for r in runs:
@@ -117,13 +118,72 @@ def train_calibration(
                 console.print(f"[red]error:[/red] {r / 'run.json'}: invalid JSON at line {e.lineno}: {e.msg}")
                 raise typer.Exit(2) from None
     lenses = sorted({lens["name"] for rec in records for lens in rec.get("lenses", [])})
+    extra = [c.strip() for c in corpora.split(",") if c.strip()]
+    X = session_features(turns, sessions)
+    groups = [(json.loads(m) if isinstance(m, str) else (m or {})).get(group_key, f"{c}/{s}")
+              for m, c, s in zip(sessions["meta"], sessions["course_id"], sessions["session_id"], strict=True)]
+    groups = pd.Series(groups, index=pd.MultiIndex.from_frame(sessions[["course_id", "session_id"]])).reindex(X.index)
+    card_corpora = None
+    if extra:
+        from alliance.calibration_multi import MultiCorpusError, multi_corpus_targets
+
+        try:
+            tables = _score_corpora(extra, data_root, lenses)
+            Y, dropout, _, family = multi_corpus_targets({"kokorochat": sessions,
+                                                          **{n: s for n, (_, s) in tables.items()}})
+        except MultiCorpusError as e:  # a missing corpus, or runs without the client ratings that set the scale
+            console.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(2) from None
+        X = pd.concat([X, *(session_features(t, s) for t, s in tables.values())])
+        X = X[~X.index.duplicated()].reindex(Y.index)
+        g = pd.Series([f"{c}/{s}" for c, s in Y.index], index=Y.index)
+        g[family.eq("kokorochat").to_numpy()] = groups.reindex(Y.index[family.eq("kokorochat").to_numpy()]).astype(
+            str).to_numpy()
+        card_corpora = {str(k): int(v) for k, v in family.value_counts().items()}
+        console.print("sessions with a rating per corpus family: " + ", ".join(f"{k} {v}" for k, v in
+                                                                                card_corpora.items()))
+        model = CalibratedAlliance(random_state=seed).fit(X, Y, g.to_numpy(), dropout=dropout.to_numpy(),
+                                                          corpus=family.to_numpy())
+        rated = Y["overall"].notna()
+    else:
+        Y = review_targets(sessions).reindex(X.index)
+        rated = Y.notna().all(axis=1)
+        console.print(f"{int(rated.sum())} of {len(Y)} sessions carry all ratings")
+        model = CalibratedAlliance(random_state=seed).fit(X, Y, groups.astype(str).to_numpy())
     encoders = sorted({(rec.get("encoder") or {}).get("model_id") for rec in records} - {None})
-    card = {"trained_on": [str(r) for r in runs], "sessions": int(rated.sum()),
-            "clients": int(groups[rated].nunique()), "seed": seed, "group_key": group_key, "lenses": lenses}
+    card = {"trained_on": [str(r) for r in runs] + [f"{data_root}:{c}" for c in extra], "sessions": int(rated.sum()),
+            "clients": int(groups.reindex(rated.index)[rated.to_numpy()].nunique()), "seed": seed,
+            "group_key": group_key, "lenses": lenses}
+    if card_corpora:
+        card["corpora"] = card_corpora
     if len(encoders) == 1:
         card["encoder"] = encoders[0]
     model.save(out, card)
     console.print(f"[green]saved[/green] {out}")
+
+
+def _score_corpora(names: list[str], root: Path, lenses: list[str]) -> dict:
+    """Each named corpus of the data root read and scored with ``lenses`` (in a temporary folder): name ->
+    (turns, sessions). A missing corpus raises MultiCorpusError naming the files."""
+    import tempfile
+
+    from alliance.calibration_multi import corpus_paths
+    from alliance.io import read
+    from alliance.pipeline import run_analysis
+
+    out = {}
+    for name in names:
+        fmt, paths = corpus_paths(root, name)
+        loaded = read(paths, format=fmt, on_error="skip")
+        if loaded.rejected:  # left out, and said so: one bad record never aborts the rest
+            r = loaded.rejected[0]
+            console.print(f"{name}: {len(loaded.rejected)} records rejected and left out (first: {r.source}:"
+                          f"{r.location}: {r.problem})")
+        with tempfile.TemporaryDirectory() as tmp:
+            a = run_analysis(loaded.corpus, Path(tmp), lenses=lenses or None, write_report=False)
+            out[name] = (a.turns, a.sessions)
+        console.print(f"{name}: {len(out[name][1])} sessions scored with {', '.join(lenses) or 'the default lenses'}")
+    return out
 
 
 @train_app.command("reaction")

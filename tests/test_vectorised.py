@@ -187,3 +187,11 @@ def test_word_counts_on_arrow_text_equal_python_split():
     assert word_counts(s).tolist() == [len(x.split()) for x in odd]
     assert np.isnan(word_counts(pd.Series(["a b", None], dtype="string[pyarrow]"))[1])
     assert word_counts(pd.Series(["a b", 3], dtype=object)).tolist() == [2.0, 1.0]
+
+
+def test_trajectory_lens_scores_a_session_without_client_turns():
+    """A live session's first turns may all be the counsellor's: no client row, no rupture, no crash."""
+    c = Corpus(pd.DataFrame({"course_id": "c0", "session_id": "s0", "turn_index": [0, 1],
+                             "speaker": "counsellor", "text": ["hello, how are you today?", "take your time"]}))
+    got = TrajectoryLens().score(c, LensContext(c))
+    assert len(got) == 2 and not got["trajectory_rupture"].any()

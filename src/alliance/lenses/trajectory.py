@@ -170,7 +170,8 @@ class TrajectoryLens(Lens):
             base_lats = np.where(based, np.nanmedian(windowed(latency), axis=1), np.nan)
         # where each client row's session starts and ends among ``rows``
         start = np.flatnonzero(np.r_[True, rc[1:] != rc[:-1]]) if len(rc) else np.array([], dtype=int)
-        end = np.r_[start[1:], len(rc)]
+        # no client turn yet (a live session's first counsellor turn): no session bounds either
+        end = np.r_[start[1:], len(rc)] if len(rc) else np.array([], dtype=int)
         start, end = np.repeat(start, end - start), np.repeat(end, end - start)
         sds: dict[int, float] = {}
         for k, r in enumerate(rows):

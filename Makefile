@@ -10,7 +10,11 @@ export TRANSFORMERS_OFFLINE := 1
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 # llama.cpp for the llm tests: only what the OpenAI-compatible server needs. LLAVA_BUILD=OFF skips the multimodal
 # library (51 of llama-cpp-python 0.3.36's 168 compile units), GGML_LLAMAFILE=OFF the template-heavy sgemm kernels.
-LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_LLAMAFILE=OFF
+# GGML_NATIVE=OFF with AVX2: a portable build. A native build on a CPU with AMX compiled ggml's AMX matmul, which
+# crashed the server (SIGSEGV in ggml_backend_amx_mul_mat) on its first completion; a native wheel in pip's cache
+# would also carry one machine's instruction set to the next.
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_LLAMAFILE=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON \
+	-DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 NPROC := $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 
 .PHONY: demo test test-quick lint clean

@@ -12,15 +12,17 @@ all of them while predictions keep the reference scale. Axes (goal, task, bond) 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from alliance.calibration_features import TARGETS, review_targets
+from alliance.calibration_features import (
+    TARGETS,
+    _meta,  # one reading of a session's meta (mapping or JSON text)
+    review_targets,
+)
 from alliance.corpus import SESSION_KEY
 
 #: The corpora the shared data folder holds, with the reader and the files (relative to the data root). ESConv and
@@ -41,14 +43,6 @@ ESCONV_RATINGS: tuple[str, ...] = ("empathy", "relevance", "intensity_drop")
 
 class MultiCorpusError(ValueError):
     pass
-
-
-def _meta(v: Any) -> dict:
-    if isinstance(v, Mapping):
-        return dict(v)
-    if isinstance(v, str) and v.strip():
-        return dict(json.loads(v))
-    return {}
 
 
 def percentile(values: Sequence[float]) -> np.ndarray:

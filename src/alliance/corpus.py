@@ -299,6 +299,23 @@ def word_counts(text: pd.Series) -> np.ndarray:
                        dtype=np.float64, count=len(text))
 
 
+def pack(items: Iterable[tuple[Any, int]], max_turns: int) -> list[list[Any]]:
+    """Greedy chunks of ``(item, n_turns)`` in order, each up to about ``max_turns`` turns (an item larger than that
+    is a chunk of its own; items are whole courses, never split). Shared by the in-memory and the lazy input."""
+    chunks: list[list[Any]] = []
+    cur: list[Any] = []
+    n = 0
+    for item, size in items:
+        if cur and n + size > max_turns:
+            chunks.append(cur)
+            cur, n = [], 0
+        cur.append(item)
+        n += size
+    if cur:
+        chunks.append(cur)
+    return chunks
+
+
 def meta_to_json(df: pd.DataFrame, columns: Iterable[str] = ("meta", "session_meta")) -> pd.DataFrame:
     """Copy with dict-valued metadata columns serialised to JSON text, for Parquet."""
     out = df.copy()

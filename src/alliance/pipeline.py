@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from alliance import __version__
-from alliance.corpus import SESSION_KEY, Corpus, meta_to_json
+from alliance.corpus import SESSION_KEY, Corpus, meta_to_json, pack
 from alliance.encoders.base import Encoder
 from alliance.engines import ChunkJob, Engine, make_engine
 from alliance.lenses.base import Lens, LensContext
@@ -177,20 +177,9 @@ class ChunkWork:
 # the resumable, file-writing job ---------------------------------------------------------------------------
 def plan_chunks(corpus: Corpus, max_turns: int = CHUNK_TURNS) -> list[list[tuple[str, str]]]:
     """Split sessions into chunks of whole courses, about ``max_turns`` turns each, in corpus order."""
-    chunks: list[list[tuple[str, str]]] = []
-    cur: list[tuple[str, str]] = []
-    n = 0
-    for course, grp in corpus.sessions.groupby("course_id", sort=False):
-        keys = [(str(course), str(s)) for s in grp["session_id"]]
-        size = int(grp["n_turns"].sum())
-        if cur and n + size > max_turns:
-            chunks.append(cur)
-            cur, n = [], 0
-        cur.extend(keys)
-        n += size
-    if cur:
-        chunks.append(cur)
-    return chunks
+    courses = (([(str(course), str(s)) for s in grp["session_id"]], int(grp["n_turns"].sum()))
+               for course, grp in corpus.sessions.groupby("course_id", sort=False))
+    return [[key for keys in chunk for key in keys] for chunk in pack(courses, max_turns)]
 
 
 def chunk_rows(corpus: Corpus, chunks: list[list[tuple[str, str]]]) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alliance.corpus import Corpus
+from alliance.corpus import Corpus, pack
 from alliance.io import assemble, detect_format, parquet_dataset
 from alliance.io.base import (
     MAX_RECORD_BYTES,
@@ -183,19 +183,7 @@ class LazyInput:
         return rec
 
     def _plan(self) -> None:
-        chunks: list[list[int]] = []
-        cur: list[int] = []
-        n = 0
-        for code in self.selected:
-            size = self._turns[code]
-            if cur and n + size > self.chunk_turns:
-                chunks.append(cur)
-                cur, n = [], 0
-            cur.append(code)
-            n += size
-        if cur:
-            chunks.append(cur)
-        self._chunks = chunks
+        self._chunks = pack(((code, self._turns[code]) for code in self.selected), self.chunk_turns)
 
     @property
     def n_chunks(self) -> int:
